@@ -83,6 +83,9 @@ def boot_script(host_dir: Path, name: str) -> str:
             "chown frr:frr /run/frr",
             f"mount --bind {d}/etc-frr /etc/frr",
             f"mount --bind {d}/etc-wireguard /etc/wireguard",
+            # FRR's logs (frr-reload.log, crash logs) per host, when the package made the directory.
+            f"mkdir -p {d}/log-frr && chown frr:frr {d}/log-frr",
+            f"if [ -d /var/log/frr ]; then mount --bind {d}/log-frr /var/log/frr; fi",
             f"echo $$ > {d}/pid",
             f"/usr/sbin/sshd -f {d}/sshd_config -E {d}/sshd.log",
             f"/usr/lib/frr/frrinit.sh start > {d}/frr.log 2>&1",

@@ -71,7 +71,7 @@ class LabState:
         data = asdict(self)
         fd, tmp = tempfile.mkstemp(dir=self.state_dir, prefix=".state-", suffix=".json")
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
+            json.dump(data, fh, indent=2)  # keep host order: it is the SoT's
             fh.write("\n")
         os.replace(tmp, self.path)
 
