@@ -113,15 +113,16 @@ class Lab:
             raise LabError(
                 f"a lab is already recorded in {state_dir} (status {old.status}): run `lab down` first"
             )
-        plan = plan_lab(spec, state_dir, address_range)
         with creation_lock():
+            # Overlap first: it is the refusal that matters most, and it must name the route it hit.
+            check_lab_range(address_range, spec.overlay_prefixes, root_routes())
+            plan = plan_lab(spec, state_dir, address_range)
             leftovers = _leftovers(plan.lab_id)
             if leftovers:
                 raise LabError(
                     f"leftovers of an earlier lab with id {plan.lab_id} exist ({', '.join(leftovers[:5])}): "
                     f"run `lab down --state-dir {state_dir}` first"
                 )
-            check_lab_range(address_range, spec.overlay_prefixes, root_routes())
             state = _intent(plan, spec, state_dir)
             state.save()
             lab = cls(state)
