@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from mesh_tasks.core.allocation import (
@@ -234,3 +234,16 @@ class MeshPlan:
 
 def settings_keepalive(node: Node, mesh: Mesh) -> int:
     return mesh.settings.keepalive if node.keepalive is None else node.keepalive
+
+
+def with_known_peers(plan: NodePlan) -> NodePlan:
+    """Drop peers whose key is not known yet (never reached): a peer without a key cannot be configured.
+
+    A routed-mode interface left without its one peer is dropped too; the next deploy adds them.
+    """
+    interfaces = []
+    for iface in plan.interfaces:
+        peers = tuple(p for p in iface.peers if p.public_key)
+        if peers or not iface.routed:
+            interfaces.append(replace(iface, peers=peers))
+    return replace(plan, interfaces=tuple(interfaces))

@@ -1,0 +1,3 @@
+from mesh_tasks.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""The Nornir task that reads a node's live WireGuard and FRR state in one round trip."""
+
+from __future__ import annotations
+
+from nornir.core.task import Result, Task
+
+from mesh_tasks.core.verification import LiveInterface, LivePeer, LiveState
+from mesh_tasks.host.commands import BFD_PEERS, IP_ROUTES, OSPF_NEIGHBORS, WG_DUMP, HostCommand, Section
+from mesh_tasks.host.parsers import parse_bfd_peers, parse_ospf_neighbors, parse_routes, parse_wg_dump
+from mesh_tasks.tasks.remote import RemoteError, run_batch
+
+NOW = HostCommand("now", "date +%s")
+
+
+def probe_command(addresses: list[str] | tuple[str, ...]) -> HostCommand:
+    """Ping every peer once, in parallel: idle static-mode tunnels only handshake when there is traffic."""
+    pings = " ".join(f"ping -c1 -W1 -q {a} >/dev/null 2>&1 &" for a in addresses)
+    return HostCommand("probe", f"{pings} wait; true")
+
+
+def collect_status(task: Task, probes: dict[str, tuple[str, ...]] | None = None, routed: bool = False) -> Result:
+    """Probe the peers, then read `wg show all dump` (keys redacted on the host) and, in routed mode,
+    OSPF neighbors, BFD peers and the routing table as JSON."""
+    commands = [probe_command(probes[task.host.name])] if probes and probes.get(task.host.name) else []
+    commands += [NOW, WG_DUMP]
+    if routed:
+        commands += [OSPF_NEIGHBORS, BFD_PEERS, IP_ROUTES]
+    sections = run_batch(task, commands)
+    return Result(host=task.host, result=live_state(sections, routed))
+
+
+def _text(sections: dict[str, Section], name: str) -> str:
+    section = sections[name]
+    if section.rc != 0:
+        raise RemoteError(f"{name} failed (rc={section.rc}): {section.text.strip()[-300:]}")
+    return section.text
+
+
+def live_state(sections: dict[str, Section], routed: bool) -> LiveState:
+    dump = parse_wg_dump(_text(sections, "wg_dump"))
+    interfaces = {}
+    for iface in dump.interfaces:
+        peers = {
+            p.public_key: LivePeer(
+                p.public_key,
+                str(p.endpoint) if p.endpoint else None,
+                frozenset(str(a) for a in p.allowed_ips),
+                p.latest_handshake,
+            )
+            for p in dump.peers_of(iface.name)
+        }
+        interfaces[iface.name] = LiveInterface(iface.name, iface.listen_port, peers)
+    ospf_full: dict[str, list[str]] = {}
+    bfd_up: dict[str, bool] = {}
+    routes: dict[str, frozenset[str]] = {}
+    if routed:
+        for n in parse_ospf_neighbors(_text(sections, "ospf_neighbors")):
+            if n.full:
+                ospf_full.setdefault(n.interface.split(":")[0], []).append(str(n.router_id))
+        for b in parse_bfd_peers(_text(sections, "bfd_peers")):
+            if b.interface:
+                bfd_up[b.interface] = bfd_up.get(b.interface, False) or b.up
+        for prefix, entries in parse_routes(_text(sections, "ip_routes")).items():
+            for entry in entries:
+                if entry.selected and entry.protocol == "ospf":
+                    routes[str(prefix)] = frozenset(h.interface for h in entry.nexthops if h.interface and h.fib)
+    return LiveState(int(_text(sections, "now").strip()), interfaces, ospf_full, bfd_up, routes)
