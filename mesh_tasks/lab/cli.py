@@ -18,6 +18,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from mesh_tasks.core.findings import MeshInputError
+from mesh_tasks.core.model import load_mesh
 from mesh_tasks.lab.addressing import DEFAULT_RANGE
 from mesh_tasks.lab.errors import LabError, LabPreflightError, LabRangeError
 from mesh_tasks.lab.host import nsenter_argv
@@ -30,8 +32,7 @@ DEFAULT_INVENTORY = "inventory/mesh.yaml"
 
 
 def _inventory(args: argparse.Namespace) -> Path:
-    # dest differs from a possible top-level --inventory so a subparser default never overrides it.
-    return Path(args.lab_inventory or getattr(args, "inventory", None) or DEFAULT_INVENTORY)
+    return Path(getattr(args, "inventory", None) or DEFAULT_INVENTORY)
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -50,21 +51,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     """Load the SoT, build the lab, print the overlay and what to run next."""
     console = Console(stderr=True)
     try:
-        from mesh_tasks.core.model import load_mesh
-
         source = _inventory(args)
         spec = spec_from_mesh(load_mesh(source))
         started = time.monotonic()
         lab = Lab.up(
             spec,
             _state_dir(args),
-            address_range=ipaddress.IPv4Network(args.range),
+            address_range=args.range if args.range == "auto" else ipaddress.IPv4Network(args.range),
             nat_timeout=args.nat_timeout,
             nat_stream_timeout=args.nat_stream_timeout,
             ready_timeout=args.timeout,
             progress=lambda msg: console.print(f"[dim]… {msg}[/dim]"),
         )
-    except Exception as exc:  # LabError, bad --range, or the SoT loader's own clear MeshInputError
+    except MeshInputError:
+        raise  # the top-level CLI shows every finding of the source of truth
+    except (LabError, ValueError, OSError) as exc:
         return _fail(exc)
     took = time.monotonic() - started
     sd = lab.state_dir
@@ -111,7 +112,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         }, indent=2))
         return 0 if all(h.up for h in hosts) else 1
     table = Table(title=f"lab {lab.state.lab_id} ({lab.state.status}) - {lab.state_dir}", box=box.SIMPLE)
-    for col in ("host", "role", "mgmt", "underlay", "nat", "up", "sshd", "frr", "wg", "pid", "procs"):
+    for col in ("host", "role", "mgmt", "underlay", "nat", "up", "sshd", "frr", "wg", "pid"):
         table.add_column(col, no_wrap=True)
     for h in hosts:
         wg = sum(1 for _, n in h.processes if n == "wireguard-go")
@@ -121,9 +122,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             "[green]up[/green]" if h.up else "[red]down[/red]",
             "yes" if h.has("sshd") else "[red]no[/red]",
             "yes" if h.has("zebra") else "[red]no[/red]",
-            str(wg), str(h.pid or "-"), str(len(h.processes)),
+            str(wg), str(h.pid or "-"),
         )
-    Console().print(table)
+    # Piped output is not truncated to 80 columns (rich's default when stdout is not a terminal).
+    (Console() if sys.stdout.isatty() else Console(width=160)).print(table)
     print(f"overlay: {lab.overlay_path}")
     return 0 if all(h.up for h in hosts) else 1
 
@@ -160,7 +162,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
 def add_lab_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register `lab` and its commands on the top-level CLI's subparsers."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--inventory", dest="lab_inventory", metavar="SOT",
+    common.add_argument("--inventory", "-i", metavar="SOT",
                         help=f"source of truth YAML (default {DEFAULT_INVENTORY})")
     common.add_argument("--state-dir", help="lab state directory (default: .lab/ beside the source of truth)")
 
@@ -170,7 +172,8 @@ def add_lab_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ign
 
     up = sub.add_parser("up", parents=[common], help="bring a lab up and write its overlay")
     up.add_argument("--range", default=str(DEFAULT_RANGE),
-                    help=f"IPv4 range for management/underlay/NAT links, at least a /22 (default {DEFAULT_RANGE})")
+                    help=f"IPv4 range for management/underlay/NAT links, at least a /22 (default {DEFAULT_RANGE}); "
+                    f"'auto' takes the first /20 of it that no route uses, so labs can run side by side")
     up.add_argument("--nat-timeout", type=int, metavar="SECONDS",
                     help="UDP conntrack timeout of NAT routers (default: kernel default, 30)")
     up.add_argument("--nat-stream-timeout", type=int, metavar="SECONDS",

@@ -26,7 +26,7 @@ from mesh_tasks.lab.addressing import DEFAULT_RANGE, HostPlan, LabPlan, plan_lab
 from mesh_tasks.lab.commands import ip_batch, run
 from mesh_tasks.lab.errors import LabError
 from mesh_tasks.lab.overlay import write_overlay
-from mesh_tasks.lab.safety import check_lab_range, creation_lock, preflight, root_routes
+from mesh_tasks.lab.safety import check_lab_range, creation_lock, free_range, preflight, root_routes
 from mesh_tasks.lab.spec import LabSpec
 from mesh_tasks.lab.state import HostState, LabState
 from mesh_tasks.lab.teardown import PREFIX, TeardownReport, reap, teardown
@@ -97,7 +97,7 @@ class Lab:
         spec: LabSpec,
         state_dir: Path | str,
         *,
-        address_range: ipaddress.IPv4Network | str = DEFAULT_RANGE,
+        address_range: ipaddress.IPv4Network | str = DEFAULT_RANGE,  # or "auto": first free /20 of it
         nat_timeout: int | None = None,
         nat_stream_timeout: int | None = None,
         ready_timeout: float = 60.0,
@@ -107,13 +107,14 @@ class Lab:
         say = progress or (lambda _msg: None)
         preflight()
         state_dir = Path(state_dir).resolve()
-        address_range = ipaddress.IPv4Network(address_range)
+        auto = address_range == "auto"
         old = LabState.load(state_dir)
         if old is not None:
             raise LabError(
                 f"a lab is already recorded in {state_dir} (status {old.status}): run `lab down` first"
             )
         with creation_lock():
+            address_range = free_range(DEFAULT_RANGE, 20) if auto else ipaddress.IPv4Network(address_range)
             # Overlap first: it is the refusal that matters most, and it must name the route it hit.
             check_lab_range(address_range, spec.overlay_prefixes, root_routes())
             plan = plan_lab(spec, state_dir, address_range)

@@ -7,7 +7,6 @@ with the reason, because CI runs as root with everything scripts/setup.sh instal
 from __future__ import annotations
 
 import atexit
-import ipaddress
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 
 from mesh_tasks.lab.errors import LabPreflightError
 from mesh_tasks.lab.lab import Lab
-from mesh_tasks.lab.safety import free_range, preflight
+from mesh_tasks.lab.safety import preflight
 from mesh_tasks.lab.spec import LabSpec, spec_from_mesh
 from mesh_tasks.lab.teardown import teardown
 
@@ -59,7 +58,7 @@ def lab_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabFactory
         state_dir = tmp_path_factory.mktemp("lab")
         made.append(state_dir)
         atexit.register(_safe_teardown, state_dir)
-        kwargs.setdefault("address_range", free_range(ipaddress.IPv4Network("198.18.0.0/15"), 20))
+        kwargs.setdefault("address_range", "auto")  # picked under the creation lock: labs run side by side
         lab = Lab.up(spec, state_dir, **kwargs)  # tears itself down if it fails
         labs.append(lab)
         return lab
