@@ -102,8 +102,14 @@ class VerifyReport:
 
 
 def _frr_interfaces(frr_conf: str) -> tuple[tuple[str, ...], bool]:
-    active = tuple(line.split()[-1] for line in frr_conf.splitlines() if line.startswith(" no passive-interface "))
-    return active, " ip ospf bfd" in frr_conf
+    """OSPF-active interfaces (not passive) of a rendered frr.conf, and whether BFD is on."""
+    active, current = [], None
+    for line in frr_conf.splitlines():
+        if line.startswith("interface "):
+            current = line.split()[1]
+        elif line.strip() == "no ip ospf passive" and current:
+            active.append(current)
+    return tuple(active), " ip ospf bfd" in frr_conf
 
 
 def _probes(interfaces: dict[str, PlannedInterface], transit: ipaddress.IPv4Network) -> tuple[str, ...]:
