@@ -383,3 +383,16 @@ def test_adding_a_spoke_in_static_mode_touches_other_spokes_only_in_the_primary_
         ]
         [(was, now)] = diff
         assert now.startswith(was + ", 10.255.0.6/32, 10.14.0.0/24")
+
+
+def test_with_known_peers_drops_keyless_peers_and_empty_tunnels() -> None:
+    from mesh_tasks.core.plan import with_known_peers
+
+    state = MeshState(public_keys={n: fake_key(n) for n in ("hub1", "spoke1")})
+    static = valid_plan(three_spokes_two_hubs(), state).node("spoke1")
+    assert [p.node for _, p in with_known_peers(static).peers()] == ["hub1"]
+    assert len(with_known_peers(static).interfaces) == 1  # wg0 stays even with no peer
+    routed = valid_plan(three_spokes_two_hubs(routing="ospf"), state).node("spoke1")
+    kept = with_known_peers(routed)
+    assert [i.peers[0].node for i in kept.interfaces] == ["hub1"]
+    assert kept.interfaces[0] == next(i for i in routed.interfaces if i.peers[0].node == "hub1")
