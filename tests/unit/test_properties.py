@@ -270,3 +270,33 @@ def test_removing_a_node_moves_nothing_else(data: dict[str, Any], draw: st.DataO
     shrunk["links"] = [link for link in shrunk.get("links", []) if gone not in link]
     after, _ = checked(shrunk, before.next_state())
     check_sticky(before, after, gone)
+
+
+# --- the overlap trap, seen from the plan --------------------------------------------------------
+
+
+@PROPERTY
+@given(
+    data=st.sampled_from(TOPOLOGIES).flatmap(lambda t: mesh_dicts(routing="static", topology=t, max_nodes=12)),
+    draw=st.data(),
+)
+def test_a_prefix_on_two_peers_is_always_an_error(data: dict[str, Any], draw: st.DataObject) -> None:
+    """Give two random nodes the same route; wherever the plan then puts it on two peers, validation errs."""
+    names = list(data["nodes"])
+    a, b = draw.draw(st.lists(st.sampled_from(names), min_size=2, max_size=2, unique=True))
+    for name in (a, b):
+        data["nodes"][name].setdefault("routes", []).append("192.168.77.0/24")
+    plan = MeshPlan(parse_mesh(data))
+    findings = validate(plan)
+    split = [
+        name
+        for name in plan.mesh.nodes
+        for iface in plan.node(name).interfaces
+        if len({p.node for p in iface.peers if "192.168.77.0/24" in p.allowed_ips}) > 1
+    ]
+    trap = [f for f in errors(findings) if "overlap trap" in f.message and "192.168.77.0/24" in f.message]
+    if split:
+        assert len(trap) == 1
+        assert {a, b} <= set(re.findall(r"routed to both (\S+) and (\S+) on", trap[0].message)[0])
+    else:
+        assert trap == []
