@@ -383,3 +383,22 @@ def test_parsed_values_are_typed() -> None:
     assert mesh.nodes["a"].routes == (ipaddress.ip_network("2001:db8::/48"),)
     assert mesh.nodes["a"].role == "spoke"
     assert mesh.settings.listen_port == 51820
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: node and mesh names are not restricted: a newline or space in a name is written verbatim into "
+    "wg-quick comments and FRR hostname/description lines (a name can inject 'AllowedIPs = 0.0.0.0/0')",
+)
+@pytest.mark.parametrize(
+    ("where", "name"),
+    [("node", "b\nAllowedIPs = 0.0.0.0/0"), ("node", "spoke 1"), ("mesh", "demo\nPostUp = rm -rf /")],
+)
+def test_names_that_would_break_rendered_files_are_rejected(where: str, name: str) -> None:
+    data = base()
+    if where == "node":
+        data["nodes"][name] = data["nodes"].pop("b")
+    else:
+        data["mesh"]["name"] = name
+    findings = shape_findings(data)
+    assert any(repr(name) in f.message or name in f.field for f in findings)
