@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mesh_tasks.core.findings import Finding, Severity
+from mesh_tasks.core.findings import Finding, MeshInputError, Severity
 from mesh_tasks.core.model import parse_mesh
 from mesh_tasks.core.plan import MeshPlan, NodePlan
 from mesh_tasks.core.render import render_node
@@ -300,3 +300,65 @@ def test_a_prefix_on_two_peers_is_always_an_error(data: dict[str, Any], draw: st
         assert {a, b} <= set(re.findall(r"routed to both (\S+) and (\S+) on", trap[0].message)[0])
     else:
         assert trap == []
+
+
+# --- robustness: mangled input is findings, never a crash -------------------------------------------
+
+WEIRD = [
+    None,
+    "",
+    0,
+    -1,
+    1,
+    70000,
+    True,
+    "x",
+    [],
+    {},
+    ["x"],
+    "10.0.0.0/8",
+    "0.0.0.0/0",
+    "::/0",
+    "10.255.0.9",
+    "2001:db8::1:51820",
+    "[2001:db8::1]:1",
+    "198.51.100.1:",
+    "hub",
+    "spoke",
+    25,
+    ["10.1.0.0/24"],
+]
+NODE_KEYS = [
+    "role",
+    "management",
+    "endpoint",
+    "nat",
+    "networks",
+    "routes",
+    "address",
+    "listen_port",
+    "keepalive",
+    "ospf_cost",
+]
+MESH_KEYS = ["routing", "topology", "transit_pool", "link_pool", "listen_port", "mtu", "keepalive", "ospf", "bfd"]
+
+
+@PROPERTY
+@given(data=modes.flatmap(lambda m: mesh_dicts(routing=m[0], topology=m[1], max_nodes=8)), draw=st.data())
+def test_mangled_input_yields_findings_not_crashes(data: dict[str, Any], draw: st.DataObject) -> None:
+    for _ in range(draw.draw(st.integers(1, 4))):
+        if draw.draw(st.booleans()):
+            name = draw.draw(st.sampled_from(sorted(data["nodes"])))
+            data["nodes"][name][draw.draw(st.sampled_from(NODE_KEYS))] = draw.draw(st.sampled_from(WEIRD))
+        else:
+            data["mesh"][draw.draw(st.sampled_from(MESH_KEYS))] = draw.draw(st.sampled_from(WEIRD))
+    try:
+        mesh = parse_mesh(data)
+    except MeshInputError as exc:
+        assert exc.findings
+        assert all(f.severity is Severity.ERROR and f.field for f in exc.findings)
+        return
+    plan = MeshPlan(mesh)
+    findings = validate(plan)
+    if not errors(findings):
+        render_all(plan)
