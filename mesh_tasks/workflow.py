@@ -11,6 +11,7 @@ skipped; the rest of the mesh goes on. Only hosts changed in this run are ever r
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,8 @@ class DeployLocked(Exception):
 
 
 def open_nornir(source: str | Path, overlay: str | Path | None = None, workers: int = 32) -> Nornir:
+    # Failures are reported as values per host; keep nornir's tracebacks off the user's terminal.
+    logging.getLogger("nornir").addHandler(logging.NullHandler())
     register()
     options: dict[str, Any] = {"source": str(source)}
     if overlay:
@@ -101,6 +104,7 @@ class DeployReport:
     verify: VerifyReport | None = None
     after_rollback: VerifyReport | None = None
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # phase title -> seconds
 
     @property
     def changed(self) -> list[str]:
@@ -117,6 +121,7 @@ class DeployReport:
             "dry_run": self.dry_run,
             "changed": self.changed,
             "seconds": round(self.seconds, 3),
+            "phases": {k: round(v, 3) for k, v in self.phases.items()},
             "hosts": {n: h.as_dict() for n, h in self.hosts.items()},
             "verify": self.verify.as_dict() if self.verify else None,
             "after_rollback": self.after_rollback.as_dict() if self.after_rollback else None,
@@ -128,11 +133,17 @@ def _error_text(result: Any) -> str:
     return str(exc) if exc is not None else str(result[0].result if len(result) else "failed")
 
 
-def _run(nr: Nornir, progress: Progress | None, title: str, task: Callable[..., Result], **kwargs: Any) -> AggregatedResult:
+def _run(
+    nr: Nornir, progress: Progress | None, title: str, task: Callable[..., Result], timings: dict[str, float] | None = None,
+    **kwargs: Any,
+) -> AggregatedResult:
     """nr.run with an optional progress display; failed hosts are reset so later phases still run them."""
     processors = progress(title, nr) if progress else None
     runner = nr.with_processors(processors) if processors else nr
+    started = time.monotonic()
     result = runner.run(task=task, name=title, raise_on_error=False, **kwargs)
+    if timings is not None:
+        timings[title] = timings.get(title, 0.0) + time.monotonic() - started
     nr.data.reset_failed_hosts()
     return result
 
@@ -156,7 +167,8 @@ def deploy(
     with deploy_lock(source):
         nr.data.dry_run = dry_run
         hosts = {name: HostOutcome(name) for name in nr.inventory.hosts}
-        gathered = _run(nr, progress, "gather keys and files", gather_node)
+        timings: dict[str, float] = {}
+        gathered = _run(nr, progress, "gather keys and files", gather_node, timings)
         facts: dict[str, NodeFacts] = {}
         for name, result in gathered.items():
             if result.failed:
@@ -177,7 +189,7 @@ def deploy(
             desired[name] = render_node(node_plans[name], plan.mesh.settings.name)
         current = {name: fact.files for name, fact in facts.items()}
         pushed = _run(nr.filter(filter_func=lambda h: h.name in desired), progress, "push and apply", _push_planned,
-                      desired=desired, current=current)
+                      timings, desired=desired, current=current)
         for name, result in pushed.items():
             outcome = hosts[name]
             if result.failed:
@@ -185,7 +197,7 @@ def deploy(
                 outcome.changed = not dry_run
             else:
                 outcome.changed, outcome.diff, outcome.actions = result[0].changed, result[0].diff or "", result[0].result
-        report = DeployReport(dry_run, hosts)
+        report = DeployReport(dry_run, hosts, phases=timings)
         changed = [h for h in report.changed if h in current]
         if dry_run:
             report.seconds = time.monotonic() - start
@@ -194,10 +206,14 @@ def deploy(
             if hosts[name].ok:
                 write_tree(rendered_dir(source), name, desired[name])
         if changed:
+            verify_started = time.monotonic()
             report.verify = verify(nr, plans=node_plans, settle=settle, max_age=max_age, progress=progress)
+            timings["verify"] = time.monotonic() - verify_started
         broken = [h for h in changed if not hosts[h].ok]
         if rollback and (broken or (report.verify is not None and not report.verify.ok)):
+            rollback_started = time.monotonic()
             report.after_rollback = _roll_back(nr, changed, desired, current, hosts, settle, max_age, progress)
+            timings["rollback and re-verify"] = time.monotonic() - rollback_started
             for name in changed:
                 write_tree(rendered_dir(source), name, current[name])
         report.seconds = time.monotonic() - start

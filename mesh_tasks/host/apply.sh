@@ -57,9 +57,11 @@ for f in "$STAGE"/files/etc/wireguard/*.conf; do
 		wg-quick down "$i" >/dev/null 2>&1
 		wg-quick up "$i" >"$STAGE/wg-quick-$i.log" 2>&1 || { cat "$STAGE/wg-quick-$i.log"; fail "wg-quick up $i"; }
 		echo "restarted $i"
-	elif [ $same = 0 ] || [ "${FORCE_SYNC:-0}" = 1 ]; then
-		# Only the differences: unchanged peers keep their sessions.
-		wg-quick strip "$dest" >"$STAGE/$i.strip" && wg syncconf "$i" "$STAGE/$i.strip" || fail "wg syncconf $i"
+	elif [ $same = 0 ]; then
+		# Only the differences: unchanged peers keep their sessions. syncconf without a PrivateKey line
+		# would CLEAR the key, so the key goes in through a pipe: never on disk, never off the node.
+		{ printf '[Interface]\nPrivateKey = %s\n' "$(cat "$WG/private.key")"; wg-quick strip "$i" | sed 1d; } \
+			| wg syncconf "$i" /dev/stdin || fail "wg syncconf $i"
 		sync_routes "$i"
 		echo "synced $i"
 	fi

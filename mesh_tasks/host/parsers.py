@@ -413,6 +413,8 @@ def parse_ospf_neighbors(text: str) -> tuple[OspfNeighbor, ...]:
     """Parse `vtysh -c 'show ip ospf neighbor json'` (FRR 8.4)."""
     what = "show ip ospf neighbor json"
     data = _dict(_vtysh_json(text, what), what)
+    if not data:  # "{}": ospfd runs without an OSPF instance (no router ospf yet)
+        return ()
     neighbors = _dict(_req(data, "neighbors", dict, what), what)
     out: list[OspfNeighbor] = []
     for rid, entries in neighbors.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import tarfile
 import time
+import uuid
 from dataclasses import dataclass
 from importlib.resources import files as package_files
 
@@ -26,7 +27,6 @@ from mesh_tasks.tasks.remote import RemoteError, put_bytes, run, run_batch
 
 MANAGED_MARK = "# Managed by mesh_tasks"
 FILE_MARK = "@@file "
-BUNDLE = "/var/tmp/mesh_tasks-bundle.tgz"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +127,12 @@ def push_configs(task: Task, files: dict[str, str], current: dict[str, str]) -> 
     diff = "".join(c.diff for c in changes)
     if not changes or task.is_dry_run():
         return Result(host=task.host, changed=bool(changes), diff=diff, result=[])
-    put_bytes(task, bundle(files), BUNDLE)
+    archive = f"/var/tmp/mesh_tasks-{task.host.name}-{uuid.uuid4().hex[:12]}.tgz"  # unique: /var/tmp may be shared
+    put_bytes(task, bundle(files), archive)
     output = run(
         task,
-        f'd=$(mktemp -d /var/tmp/mesh_tasks.XXXXXX) && tar -xzf {BUNDLE} -C "$d" && sh "$d/apply.sh" "$d"; '
-        f'rc=$?; rm -rf "$d" {BUNDLE}; echo "apply-rc=$rc"',
+        f'd=$(mktemp -d /var/tmp/mesh_tasks.XXXXXX) && tar -xzf {archive} -C "$d" && sh "$d/apply.sh" "$d"; '
+        f'rc=$?; rm -rf "$d" {archive}; echo "apply-rc=$rc"',
         read_timeout=180,
     )
     actions = [line.strip() for line in output.splitlines() if line.strip()]
