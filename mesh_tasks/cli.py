@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mesh_tasks.core.diff import diff_files, read_tree, rendered_dir, write_tree
-from mesh_tasks.core.findings import Finding, MeshInputError, Severity, has_errors
+from mesh_tasks.core.findings import Finding, MeshInputError, has_errors
 from mesh_tasks.core.load import build_plan
 from mesh_tasks.core.plan import MeshPlan
 from mesh_tasks.core.render import render_node
@@ -112,11 +112,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for gone in sorted(known - set(plan.mesh.nodes)):
         report[gone] = diff_files(read_tree(against, gone), {}, label=f"{gone}:")
     if args.json:
-        emit_json({
-            "against": str(against),
-            "changed_nodes": sorted(report),
-            "changes": {n: [{"path": c.path, "kind": c.kind, "diff": c.diff} for c in cs] for n, cs in report.items()},
-        })
+        emit_json(
+            {
+                "against": str(against),
+                "changed_nodes": sorted(report),
+                "changes": {
+                    n: [{"path": c.path, "kind": c.kind, "diff": c.diff} for c in cs] for n, cs in report.items()
+                },
+            }
+        )
         return EXIT_OK
     if not report:
         console.print(f"no changes against {against}")
@@ -177,5 +181,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-

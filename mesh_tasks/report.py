@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mesh_tasks.core.findings import Finding, Severity
@@ -29,7 +30,7 @@ def findings_table(findings: Sequence[Finding], title: str = "Validation") -> Ta
         table.add_column(column, overflow="fold")
     for f in sorted(findings, key=lambda f: (f.severity is not Severity.ERROR, f.node, f.field)):
         style = "bold red" if f.severity is Severity.ERROR else "yellow"
-        table.add_row(f"[{style}]{f.severity.value}[/]", f.node, f.field, f.message)
+        table.add_row(f"[{style}]{f.severity.value}[/]", escape(f.node), escape(f.field), escape(f.message))
     return table
 
 
@@ -37,7 +38,7 @@ def simple_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any
     table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column, overflow="fold")
-    for row in rows:
+    for row in rows:  # cells are markup (ok_mark); text that came from hosts or the SoT is escaped by callers
         table.add_row(*(str(c) for c in row))
     return table
 

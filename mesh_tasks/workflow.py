@@ -75,7 +75,9 @@ def deploy_lock(source: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            raise DeployLocked(f"another deploy of {source} is running (pid {holder}); try again when it ends") from None
+            raise DeployLocked(
+                f"another deploy of {source} is running (pid {holder}); try again when it ends"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
@@ -113,7 +115,9 @@ class DeployReport:
     @property
     def ok(self) -> bool:
         hosts_ok = all(h.ok for h in self.hosts.values())
-        return hosts_ok and (self.verify is None or self.verify.ok) and not any(h.rolled_back for h in self.hosts.values())
+        return (
+            hosts_ok and (self.verify is None or self.verify.ok) and not any(h.rolled_back for h in self.hosts.values())
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -134,7 +138,11 @@ def _error_text(result: Any) -> str:
 
 
 def _run(
-    nr: Nornir, progress: Progress | None, title: str, task: Callable[..., Result], timings: dict[str, float] | None = None,
+    nr: Nornir,
+    progress: Progress | None,
+    title: str,
+    task: Callable[..., Result],
+    timings: dict[str, float] | None = None,
     **kwargs: Any,
 ) -> AggregatedResult:
     """nr.run with an optional progress display; failed hosts are reset so later phases still run them."""
@@ -184,19 +192,30 @@ def deploy(
             save_state(state_path(source), state)
         desired: dict[str, dict[str, str]] = {}
         node_plans: dict[str, NodePlan] = {}
-        for name, fact in facts.items():
+        for name in facts:
             node_plans[name] = with_known_peers(plan.node(name))
             desired[name] = render_node(node_plans[name], plan.mesh.settings.name)
         current = {name: fact.files for name, fact in facts.items()}
-        pushed = _run(nr.filter(filter_func=lambda h: h.name in desired), progress, "push and apply", _push_planned,
-                      timings, desired=desired, current=current)
+        pushed = _run(
+            nr.filter(filter_func=lambda h: h.name in desired),
+            progress,
+            "push and apply",
+            _push_planned,
+            timings,
+            desired=desired,
+            current=current,
+        )
         for name, result in pushed.items():
             outcome = hosts[name]
             if result.failed:
                 outcome.ok, outcome.error = False, _error_text(result)
                 outcome.changed = not dry_run
             else:
-                outcome.changed, outcome.diff, outcome.actions = result[0].changed, result[0].diff or "", result[0].result
+                outcome.changed, outcome.diff, outcome.actions = (
+                    result[0].changed,
+                    result[0].diff or "",
+                    result[0].result,
+                )
         report = DeployReport(dry_run, hosts, phases=timings)
         changed = [h for h in report.changed if h in current]
         if dry_run:
@@ -261,8 +280,14 @@ def verify(
     deadline = time.monotonic() + settle
     first = True
     while True:
-        collected = _run(nr, progress if first else None, "collect wg/ospf state", collect_status,
-                         probes={n: e.probes for n, e in expected.items()}, routed=mesh_plan.mesh.settings.routing == "ospf")
+        collected = _run(
+            nr,
+            progress if first else None,
+            "collect wg/ospf state",
+            collect_status,
+            probes={n: e.probes for n, e in expected.items()},
+            routed=mesh_plan.mesh.settings.routing == "ospf",
+        )
         first = False
         checks: list[NodeCheck] = []
         for name, result in collected.items():

@@ -19,8 +19,14 @@ class RichProgress:
     """A Nornir processor that advances one rich progress bar as hosts finish (single use per run)."""
 
     def __init__(self, title: str, total: int) -> None:
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=err_console, transient=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
         self.bar = self.progress.add_task(title, total=total)
 
     def task_started(self, task: Any) -> None:
@@ -61,17 +67,32 @@ def show_verify(report: VerifyReport, title: str = "verify") -> None:
         peers = [c for c in checks if c.check == "handshake"]
         ospf = [c for c in checks if c.check == "ospf"]
         routes = [c for c in checks if c.check == "route"]
-        rows.append((node, ok_mark(not bad), f"{sum(c.ok for c in peers)}/{len(peers)}",
-                     f"{sum(c.ok for c in ospf)}/{len(ospf)}" if "ospf" in kinds else "-",
-                     f"{sum(c.ok for c in routes)}/{len(routes)}" if routes else "-",
-                     "; ".join(f"{c.subject} {c.check}: {c.detail}" for c in bad[:3]) + (" ..." if len(bad) > 3 else "")))
-    console.print(simple_table(f"{title}: nodes", ["node", "status", "handshakes", "ospf full", "routes", "problems"], rows))
+        rows.append(
+            (
+                node,
+                ok_mark(not bad),
+                f"{sum(c.ok for c in peers)}/{len(peers)}",
+                f"{sum(c.ok for c in ospf)}/{len(ospf)}" if "ospf" in kinds else "-",
+                f"{sum(c.ok for c in routes)}/{len(routes)}" if routes else "-",
+                "; ".join(f"{c.subject} {c.check}: {c.detail}" for c in bad[:3]) + (" ..." if len(bad) > 3 else ""),
+            )
+        )
+    console.print(
+        simple_table(f"{title}: nodes", ["node", "status", "handshakes", "ospf full", "routes", "problems"], rows)
+    )
     links = []
     for (a, b), link_checks in sorted(report.links().items()):
         hs = {c.node: c.detail for c in link_checks if c.check == "handshake"}
         adj = {c.node: c.detail for c in link_checks if c.check == "ospf"}
-        links.append((f"{a} <-> {b}", ok_mark(all(c.ok for c in link_checks)), hs.get(a, "-"), hs.get(b, "-"),
-                      adj.get(a, "-") if adj else "-"))
+        links.append(
+            (
+                f"{a} <-> {b}",
+                ok_mark(all(c.ok for c in link_checks)),
+                hs.get(a, "-"),
+                hs.get(b, "-"),
+                adj.get(a, "-") if adj else "-",
+            )
+        )
     console.print(simple_table(f"{title}: links", ["link", "status", "handshake (a)", "handshake (b)", "ospf"], links))
     verdict = "[green]mesh verified[/]" if report.ok else f"[bold red]{len(report.failures)} check(s) failed[/]"
     console.print(f"{verdict} ({len(report.checks)} checks)")
@@ -81,8 +102,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     try:
         nr = _nornir(args)
         with nr:
-            report = deploy(nr, dry_run=args.dry_run, rollback=not args.no_rollback, settle=args.settle,
-                            max_age=args.max_age, progress=_progress(args))
+            report = deploy(
+                nr,
+                dry_run=args.dry_run,
+                rollback=not args.no_rollback,
+                settle=args.settle,
+                max_age=args.max_age,
+                progress=_progress(args),
+            )
     except DeployLocked as exc:
         err_console.print(f"[bold red]{exc}[/]")
         return EXIT_FAILED
@@ -102,8 +129,16 @@ def show_deploy(report: DeployReport, dry_run: bool) -> None:
             if outcome.diff:
                 console.rule(outcome.node)
                 console.print(outcome.diff, markup=False, highlight=False, end="")
-    rows = [(o.node, ok_mark(o.ok), "yes" if o.changed else "no", "yes" if o.rolled_back else "",
-             ", ".join(o.actions) or o.error or "-") for o in report.hosts.values()]
+    rows = [
+        (
+            o.node,
+            ok_mark(o.ok),
+            "yes" if o.changed else "no",
+            "yes" if o.rolled_back else "",
+            ", ".join(o.actions) or o.error or "-",
+        )
+        for o in report.hosts.values()
+    ]
     title = "deploy --dry-run (nothing changed)" if dry_run else f"deploy ({report.seconds:.1f} s)"
     console.print(simple_table(title, ["host", "status", "changed", "rolled back", "actions / error"], rows))
     console.print(f"changed={len(report.changed)}")
@@ -130,8 +165,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def add_host_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     hosts = argparse.ArgumentParser(add_help=False)
-    hosts.add_argument("--limit", nargs="+", metavar="HOST|GROUP",
-                       help="only these hosts or groups (hubs, spokes); their peers outside the limit stay peers")
+    hosts.add_argument(
+        "--limit",
+        nargs="+",
+        metavar="HOST|GROUP",
+        help="only these hosts or groups (hubs, spokes); their peers outside the limit stay peers",
+    )
     hosts.add_argument("--workers", type=int, default=32, help="parallel SSH sessions (default %(default)s)")
     hosts.add_argument("--max-age", type=int, help="handshake age that counts as down (default: mesh setting)")
 

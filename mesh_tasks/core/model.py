@@ -8,6 +8,7 @@ raised together in one MeshInputError. Semantic rules that need the whole mesh l
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -90,6 +91,7 @@ class MeshSettings:
     mtu: int = 1420
     keepalive: int = 25
     handshake_max_age: int = 180
+    summaries: tuple[IPNetwork, ...] = ()  # routed mode crypto gate; default: the /8s the mesh uses
     ospf: OspfSettings = field(default_factory=OspfSettings)
     bfd: BfdSettings = field(default_factory=BfdSettings)
 
@@ -198,10 +200,21 @@ def _address4(value: Any) -> ipaddress.IPv4Address:
         raise ValueError(f"invalid IPv4 address {value!r}") from None
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
 def _name(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise TypeError(f"must be a non-empty string, got {value!r}")
     return value
+
+
+def _safe_name(value: Any) -> str:
+    """Names land in hostnames, FRR and wg-quick lines: letters, digits, '.', '_', '-' only."""
+    name = _name(value)
+    if not _SAFE_NAME.fullmatch(name):
+        raise ValueError(f"{name!r}: use letters, digits, '.', '_' and '-' (start with a letter or digit)")
+    return name
 
 
 def parse_endpoint(value: Any) -> Endpoint:
@@ -221,10 +234,10 @@ def parse_endpoint(value: Any) -> Endpoint:
         return Endpoint(host, _port(_digits(rest[1:], value)))
     if value.count(":") > 1:
         raise ValueError(f"IPv6 endpoint {value!r} must be written with brackets: '[address]:port'")
-    host, _, port = value.partition(":")
+    host, colon, port = value.partition(":")
     if not host:
         raise ValueError(f"missing host in {value!r}")
-    return Endpoint(host, _port(_digits(port, value)) if port else None)
+    return Endpoint(host, _port(_digits(port, value)) if colon else None)
 
 
 def _digits(text: str, whole: str) -> int:
@@ -283,7 +296,7 @@ def _read_settings(r: _Reader, raw: Any) -> MeshSettings:
         multiplier=r.convert(bfd_raw.get("multiplier", 3), "mesh", "mesh.bfd.multiplier", _int_in(2, 255), 3),
     )
     return MeshSettings(
-        name=r.convert(data.get("name", d.name), "mesh", "mesh.name", _name, d.name),
+        name=r.convert(data.get("name", d.name), "mesh", "mesh.name", _safe_name, d.name),
         routing=r.convert(data.get("routing", d.routing), "mesh", "mesh.routing", _choice("static", "ospf"), d.routing),
         topology=r.convert(
             data.get("topology", d.topology), "mesh", "mesh.topology", _choice("full-mesh", "hub-and-spoke"), d.topology
@@ -304,6 +317,7 @@ def _read_settings(r: _Reader, raw: Any) -> MeshSettings:
             _int_in(1, 86400),
             d.handshake_max_age,
         ),
+        summaries=_read_list(r, "mesh", "mesh.summaries", data.get("summaries"), _network),
         ospf=ospf,
         bfd=bfd,
     )
@@ -387,8 +401,10 @@ def parse_mesh(data: Any, source: Path | None = None) -> Mesh:
         r.fail("mesh", "nodes", "must be a mapping of node name -> node with at least one node")
     else:
         for name, raw in nodes_raw.items():
-            if not isinstance(name, str) or not name:
-                r.fail(str(name), f"nodes.{name}", "node names must be non-empty strings")
+            try:
+                _safe_name(name)
+            except (TypeError, ValueError) as exc:
+                r.fail(str(name), f"nodes.{name}", f"invalid node name: {exc}")
                 continue
             nodes[name] = _read_node(r, name, raw, mgmt_defaults)
     links = _read_links(r, top.get("links"))
@@ -397,29 +413,48 @@ def parse_mesh(data: Any, source: Path | None = None) -> Mesh:
     return Mesh(settings=settings, nodes=nodes, links=links, source=source)
 
 
-class _UniqueKeyLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
-    """Duplicate keys (two nodes of one name) are silently merged by YAML: make them an error."""
+_Loader = yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader
 
 
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (each name may appear once)", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+def _duplicate_keys(node: yaml.Node, path: str) -> list[Finding]:
+    """YAML silently keeps the last of two equal keys (two nodes of one name): report each, with its line."""
+    found: list[Finding] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value in node.value:
+            key = str(key_node.value)
+            field = f"{path}.{key}" if path else key
+            if key in seen:
+                owner = key if path == "nodes" else "mesh"
+                found.append(
+                    error(
+                        owner,
+                        field,
+                        f"duplicate key {key!r} at line {key_node.start_mark.line + 1} (each name may appear once)",
+                    )
+                )
+            seen.add(key)
+            found.extend(_duplicate_keys(value, field))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found.extend(_duplicate_keys(item, f"{path}[{i}]"))
+    return found
 
 
 def load_yaml(path: Path) -> Any:
     try:
         with path.open() as fh:
-            return yaml.load(fh, Loader=_UniqueKeyLoader)
+            loader = _Loader(fh)
+            try:
+                node = loader.get_single_node()
+                if node is None:
+                    return None
+                duplicates = _duplicate_keys(node, "")
+                if duplicates:
+                    raise MeshInputError(duplicates)
+                return loader.construct_document(node)
+            finally:
+                loader.dispose()
     except OSError as exc:
         raise MeshInputError([error("mesh", str(path), f"cannot read: {exc.strerror}")]) from None
     except yaml.YAMLError as exc:

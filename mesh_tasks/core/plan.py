@@ -200,9 +200,16 @@ class MeshPlan:
         )
 
     def crypto_gate(self) -> tuple[str, ...]:
-        """Routed mode AllowedIPs: everything inside the mesh, plus OSPF multicast."""
+        """Routed mode AllowedIPs: the mesh's summaries plus OSPF multicast.
+
+        Not the exact list of node networks: that would rewrite every tunnel whenever a node is added.
+        Summaries come from the SoT (`mesh.summaries`), else the /8s the mesh's prefixes live in.
+        """
         if self._gate is None:
-            self._gate = (*(str(p) for p in self.mesh.overlay_prefixes()), OSPF_MULTICAST)
+            summaries = self.mesh.settings.summaries or sorted(
+                {p.supernet(new_prefix=8) for p in self.mesh.overlay_prefixes() if p.version == 4 and p.prefixlen >= 8}
+            )
+            self._gate = (*(str(p) for p in summaries), OSPF_MULTICAST)
         return self._gate
 
     def _routed_interfaces(self, node: Node) -> list[InterfacePlan]:

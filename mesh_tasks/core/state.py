@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mesh_tasks.core.findings import MeshInputError, error
+
 STATE_VERSION = 1
 
 
@@ -49,9 +51,25 @@ def state_path(source: Path) -> Path:
 
 
 def load_state(path: Path) -> MeshState:
+    """A missing file is a fresh mesh; a corrupt one is an error naming the file (never guessed over)."""
     if not path.exists():
         return MeshState()
-    return MeshState.from_dict(json.loads(path.read_text()))
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("top level is not an object")
+        return MeshState.from_dict(data)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise MeshInputError(
+            [
+                error(
+                    "mesh",
+                    str(path),
+                    f"state file is corrupt ({exc}); restore it from a backup "
+                    "or delete it to re-learn keys and allocations",
+                )
+            ]
+        ) from None
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:

@@ -206,7 +206,9 @@ def _public_keys(mesh: Mesh, plan: MeshPlan) -> Iterator[Finding]:
         owners.setdefault(key, name)
 
 
-def is_wireguard_key(key: str) -> bool:
+def is_wireguard_key(key: object) -> bool:
+    if not isinstance(key, str):
+        return False
     try:
         return len(key) == 44 and len(base64.b64decode(key, validate=True)) == 32
     except (binascii.Error, ValueError):

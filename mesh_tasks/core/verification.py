@@ -122,8 +122,9 @@ def _probes(interfaces: dict[str, PlannedInterface], transit: ipaddress.IPv4Netw
         else:
             for peer in iface.peers.values():
                 out.extend(
-                    a.split("/")[0] for a in sorted(peer.allowed_ips) if a.endswith("/32") and ipaddress.ip_network(a)
-                    .subnet_of(transit)  # type: ignore[arg-type]
+                    a.split("/")[0]
+                    for a in sorted(peer.allowed_ips)
+                    if a.endswith("/32") and ipaddress.ip_network(a).subnet_of(transit)  # type: ignore[arg-type]
                 )
     return tuple(out)
 
@@ -170,7 +171,9 @@ def routed_next_hops(mesh_plan: MeshPlan, plans: dict[str, NodePlan]) -> dict[st
         for dest in plans:
             if dest == name or name not in dist[dest]:
                 continue
-            hops = frozenset(i for nb, i, c in edges[name] if nb in dist[dest] and c + dist[dest][nb] == dist[dest][name])
+            hops = frozenset(
+                i for nb, i, c in edges[name] if nb in dist[dest] and c + dist[dest][nb] == dist[dest][name]
+            )
             for net in mesh_plan.mesh.nodes[dest].networks:
                 if net.version == 4:
                     table[str(net)] = hops
@@ -201,10 +204,15 @@ def evaluate(expected: NodeExpectation, live: LiveState, max_age: int) -> list[N
             checks.append(NodeCheck(node, name, "interface", False, "missing on the host"))
             continue
         port_ok = iface.listen_port is None or have.listen_port == iface.listen_port
-        checks.append(NodeCheck(node, name, "listen-port", port_ok, f"{have.listen_port} (planned {iface.listen_port})"))
+        checks.append(
+            NodeCheck(node, name, "listen-port", port_ok, f"{have.listen_port} (planned {iface.listen_port})")
+        )
         for key, peer in iface.peers.items():
-            checks.extend(_peer_checks(node, f"{name}:{peer.name}", peer.allowed_ips, peer.endpoint,
-                                       have.peers.get(key), live.now, max_age))
+            checks.extend(
+                _peer_checks(
+                    node, f"{name}:{peer.name}", peer.allowed_ips, peer.endpoint, have.peers.get(key), live.now, max_age
+                )
+            )
         for key in have.peers.keys() - iface.peers.keys():
             checks.append(NodeCheck(node, name, "unplanned-peer", False, f"peer {key[:10]}... is not in the plan"))
     for name in expected.ospf_interfaces:
@@ -224,7 +232,13 @@ def evaluate(expected: NodeExpectation, live: LiveState, max_age: int) -> list[N
 
 
 def _peer_checks(
-    node: str, subject: str, allowed: frozenset[str], endpoint: str | None, live: LivePeer | None, now: int, max_age: int
+    node: str,
+    subject: str,
+    allowed: frozenset[str],
+    endpoint: str | None,
+    live: LivePeer | None,
+    now: int,
+    max_age: int,
 ) -> list[NodeCheck]:
     if live is None:
         return [NodeCheck(node, subject, "peer", False, "planned public key not configured")]
@@ -233,11 +247,15 @@ def _peer_checks(
     detail = "as planned" if not (missing or extra) else f"missing {sorted(missing)} extra {sorted(extra)}"
     checks.append(NodeCheck(node, subject, "allowed-ips", not (missing or extra), detail))
     if endpoint is not None:
-        checks.append(NodeCheck(node, subject, "endpoint", live.endpoint == endpoint, f"{live.endpoint} (planned {endpoint})"))
+        checks.append(
+            NodeCheck(node, subject, "endpoint", live.endpoint == endpoint, f"{live.endpoint} (planned {endpoint})")
+        )
     if live.latest_handshake is None:
         checks.append(NodeCheck(node, subject, "handshake", False, "never: tunnel down"))
     else:
         age = now - live.latest_handshake
         fresh = age <= max_age
-        checks.append(NodeCheck(node, subject, "handshake", fresh, f"{age}s ago" + ("" if fresh else ": stale, tunnel down")))
+        checks.append(
+            NodeCheck(node, subject, "handshake", fresh, f"{age}s ago" + ("" if fresh else ": stale, tunnel down"))
+        )
     return checks

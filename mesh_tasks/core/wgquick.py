@@ -56,4 +56,6 @@ def parse_wg_quick(name: str, text: str) -> PlannedInterface:
             keepalive=int(keepalive) if keepalive else None,
         )
     port = iface.get("listenport")
-    return PlannedInterface(name, iface.get("address", ""), int(port) if port else None, iface.get("table") == "off", parsed)
+    return PlannedInterface(
+        name, iface.get("address", ""), int(port) if port else None, iface.get("table") == "off", parsed
+    )

@@ -106,10 +106,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(json.dumps({"status": "down", "hosts": [], "error": str(exc)}))
         return _fail(exc)
     if args.json:
-        print(json.dumps({
-            "status": lab.state.status, "state_dir": str(lab.state_dir), "overlay": str(lab.overlay_path),
-            "hosts": [h.as_json() for h in hosts],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "status": lab.state.status,
+                    "state_dir": str(lab.state_dir),
+                    "overlay": str(lab.overlay_path),
+                    "hosts": [h.as_json() for h in hosts],
+                },
+                indent=2,
+            )
+        )
         return 0 if all(h.up for h in hosts) else 1
     table = Table(title=f"lab {lab.state.lab_id} ({lab.state.status}) - {lab.state_dir}", box=box.SIMPLE)
     for col in ("host", "role", "mgmt", "underlay", "nat", "up", "sshd", "frr", "wg", "pid"):
@@ -118,11 +125,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         wg = sum(1 for _, n in h.processes if n == "wireguard-go")
         nat = "-" if not h.nat else ("yes" if h.router_up else "[red]router gone[/red]")
         table.add_row(
-            h.name, h.role, h.management, h.underlay or "-", nat,
+            h.name,
+            h.role,
+            h.management,
+            h.underlay or "-",
+            nat,
             "[green]up[/green]" if h.up else "[red]down[/red]",
             "yes" if h.has("sshd") else "[red]no[/red]",
             "yes" if h.has("zebra") else "[red]no[/red]",
-            str(wg), str(h.pid or "-"),
+            str(wg),
+            str(h.pid or "-"),
         )
     # Piped output is not truncated to 80 columns (rich's default when stdout is not a terminal).
     (Console() if sys.stdout.isatty() else Console(width=160)).print(table)
@@ -132,8 +144,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_fault(args: argparse.Namespace) -> int:
     try:
-        print(Lab.load(_state_dir(args)).fault(args.node, args.action, seconds=args.seconds,
-                                                stream=args.stream_seconds))
+        print(
+            Lab.load(_state_dir(args)).fault(args.node, args.action, seconds=args.seconds, stream=args.stream_seconds)
+        )
     except LabError as exc:
         return _fail(exc)
     return 0
@@ -162,22 +175,35 @@ def cmd_exec(args: argparse.Namespace) -> int:
 def add_lab_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register `lab` and its commands on the top-level CLI's subparsers."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--inventory", "-i", metavar="SOT",
-                        help=f"source of truth YAML (default {DEFAULT_INVENTORY})")
+    common.add_argument("--inventory", "-i", metavar="SOT", help=f"source of truth YAML (default {DEFAULT_INVENTORY})")
     common.add_argument("--state-dir", help="lab state directory (default: .lab/ beside the source of truth)")
 
-    lab = subparsers.add_parser("lab", help="real hosts on this machine (namespaces, sshd, FRR, NAT)",
-                                description="A lab of real hosts on this machine, built from the source of truth.")
+    lab = subparsers.add_parser(
+        "lab",
+        help="real hosts on this machine (namespaces, sshd, FRR, NAT)",
+        description="A lab of real hosts on this machine, built from the source of truth.",
+    )
     sub = lab.add_subparsers(dest="lab_command", metavar="COMMAND", required=True)
 
     up = sub.add_parser("up", parents=[common], help="bring a lab up and write its overlay")
-    up.add_argument("--range", default=str(DEFAULT_RANGE),
-                    help=f"IPv4 range for management/underlay/NAT links, at least a /22 (default {DEFAULT_RANGE}); "
-                    f"'auto' takes the first /20 of it that no route uses, so labs can run side by side")
-    up.add_argument("--nat-timeout", type=int, metavar="SECONDS",
-                    help="UDP conntrack timeout of NAT routers (default: kernel default, 30)")
-    up.add_argument("--nat-stream-timeout", type=int, metavar="SECONDS",
-                    help="UDP stream conntrack timeout of NAT routers (default: --nat-timeout, else kernel 120)")
+    up.add_argument(
+        "--range",
+        default=str(DEFAULT_RANGE),
+        help=f"IPv4 range for management/underlay/NAT links, at least a /22 (default {DEFAULT_RANGE}); "
+        f"'auto' takes the first /20 of it that no route uses, so labs can run side by side",
+    )
+    up.add_argument(
+        "--nat-timeout",
+        type=int,
+        metavar="SECONDS",
+        help="UDP conntrack timeout of NAT routers (default: kernel default, 30)",
+    )
+    up.add_argument(
+        "--nat-stream-timeout",
+        type=int,
+        metavar="SECONDS",
+        help="UDP stream conntrack timeout of NAT routers (default: --nat-timeout, else kernel 120)",
+    )
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for every host (default 60)")
     up.set_defaults(func=cmd_up)
 

@@ -55,9 +55,17 @@ class HostStatus:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "role": self.role, "management": self.management, "underlay": self.underlay,
-            "nat": self.nat, "namespace": self.namespace, "pid": self.pid, "up": self.up,
-            "router_up": self.router_up, "sshd": self.has("sshd"), "frr": self.has("zebra"),
+            "name": self.name,
+            "role": self.role,
+            "management": self.management,
+            "underlay": self.underlay,
+            "nat": self.nat,
+            "namespace": self.namespace,
+            "pid": self.pid,
+            "up": self.up,
+            "router_up": self.router_up,
+            "sshd": self.has("sshd"),
+            "frr": self.has("zebra"),
             "processes": [{"pid": p, "name": n} for p, n in self.processes],
         }
 
@@ -110,9 +118,7 @@ class Lab:
         auto = address_range == "auto"
         old = LabState.load(state_dir)
         if old is not None:
-            raise LabError(
-                f"a lab is already recorded in {state_dir} (status {old.status}): run `lab down` first"
-            )
+            raise LabError(f"a lab is already recorded in {state_dir} (status {old.status}): run `lab down` first")
         with creation_lock():
             address_range = free_range(DEFAULT_RANGE, 20) if auto else ipaddress.IPv4Network(address_range)
             # Overlap first: it is the refusal that matters most, and it must name the route it hit.
@@ -158,11 +164,13 @@ class Lab:
         hosts = list(state.hosts.values())
         with ThreadPoolExecutor(_workers(len(hosts))) as pool:
             say("writing host files and keys")
-            host_keys = dict(zip(
-                [h.management for h in hosts],
-                pool.map(lambda h: self._prepare_host(h, client_pub), hosts),
-                strict=True,
-            ))
+            host_keys = dict(
+                zip(
+                    [h.management for h in hosts],
+                    pool.map(lambda h: self._prepare_host(h, client_pub), hosts),
+                    strict=True,
+                )
+            )
             keys.write_known_hosts(Path(state.known_hosts), host_keys)
             say("addressing hosts")
             list(pool.map(lambda h: self._address_host(plan.host(h.name), h), hosts))
@@ -188,16 +196,24 @@ class Lab:
     def _address_host(self, p: HostPlan, h: HostState) -> None:
         lines = ["link set lo up", f"addr add {p.management}/24 dev mgmt0", "link set mgmt0 up"]
         if p.nat:
-            lines += [f"addr add {p.private}/24 dev eth0", "link set eth0 up",
-                      f"route add default via {p.router_private}"]
+            lines += [
+                f"addr add {p.private}/24 dev eth0",
+                "link set eth0 up",
+                f"route add default via {p.router_private}",
+            ]
         else:
             lines += [f"addr add {p.underlay}/24 dev eth0", "link set eth0 up"]
         lines += _lan_lines(h.networks)
         ip_batch(lines, netns=p.namespace)
         if p.router_namespace:
             ip_batch(
-                ["link set lo up", f"addr add {p.public}/24 dev eth0", "link set eth0 up",
-                 f"addr add {p.router_private}/24 dev lan0", "link set lan0 up"],
+                [
+                    "link set lo up",
+                    f"addr add {p.public}/24 dev eth0",
+                    "link set eth0 up",
+                    f"addr add {p.router_private}/24 dev lan0",
+                    "link set lan0 up",
+                ],
                 netns=p.router_namespace,
             )
             nat.configure_router(p.router_namespace)
@@ -311,7 +327,12 @@ class Lab:
     # ---- running things ---------------------------------------------------------------------------
 
     def exec(
-        self, node: str, cmd: Sequence[str] | str, *, check: bool = False, timeout: float = 60.0,
+        self,
+        node: str,
+        cmd: Sequence[str] | str,
+        *,
+        check: bool = False,
+        timeout: float = 60.0,
         input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run cmd inside node (mount, UTS, network namespaces); a str runs through `sh -c`."""
@@ -334,8 +355,9 @@ class Lab:
     def router_exec(self, node: str, cmd: Sequence[str], *, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run cmd inside node's NAT router namespace (e.g. `conntrack -L`, `nft list ruleset`)."""
         ns = self._router(node)
-        return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        return subprocess.run(
+            ["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, timeout=timeout, check=False
+        )
 
     def ssh(self, node: str, cmd: str, *, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run cmd on node over SSH exactly as the controller would (overlay key, strict known_hosts)."""
@@ -358,10 +380,20 @@ class Lab:
             router_up = None
             if h.router_namespace:
                 router_up = Path(f"/run/netns/{h.router_namespace}").exists()
-            out.append(HostStatus(
-                name=h.name, role=h.role, management=h.management, underlay=h.underlay, nat=h.nat,
-                namespace=h.namespace, pid=pid, up=pid is not None, processes=procs, router_up=router_up,
-            ))
+            out.append(
+                HostStatus(
+                    name=h.name,
+                    role=h.role,
+                    management=h.management,
+                    underlay=h.underlay,
+                    nat=h.nat,
+                    namespace=h.namespace,
+                    pid=pid,
+                    up=pid is not None,
+                    processes=procs,
+                    router_up=router_up,
+                )
+            )
         return out
 
     # ---- faults -----------------------------------------------------------------------------------
@@ -492,8 +524,12 @@ def _intent(plan: LabPlan, spec: LabSpec, state_dir: Path) -> LabState:
         client_key=str(state_dir / "client" / "id_ed25519"),
         known_hosts=str(state_dir / "known_hosts"),
         overlay=str(state_dir / "overlay.yaml"),
-        files=[str(hosts_dir), str(state_dir / "client"), str(state_dir / "known_hosts"),
-               str(state_dir / "overlay.yaml")],
+        files=[
+            str(hosts_dir),
+            str(state_dir / "client"),
+            str(state_dir / "known_hosts"),
+            str(state_dir / "overlay.yaml"),
+        ],
     )
     for p in plan.hosts:
         node = spec.node(p.name)
@@ -521,9 +557,13 @@ def _root_lines(plan: LabPlan, spec: LabSpec) -> list[str]:
     lines = [
         # No IPv6 link-local on root-side lab links: nothing of the lab shows up in the root's routes but
         # the management /24 and the blackholes.
-        f"link add {mg} type bridge", f"link set {mg} addrgenmode none",
-        f"addr add {plan.root_address} dev {mg}", f"link set {mg} up",
-        f"link add {ul} type bridge", f"link set {ul} addrgenmode none", f"link set {ul} up",
+        f"link add {mg} type bridge",
+        f"link set {mg} addrgenmode none",
+        f"addr add {plan.root_address} dev {mg}",
+        f"link set {mg} up",
+        f"link add {ul} type bridge",
+        f"link set {ul} addrgenmode none",
+        f"link set {ul} up",
     ]
     for h in plan.hosts:
         lines += [

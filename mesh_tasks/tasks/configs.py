@@ -56,7 +56,7 @@ def _files_command(routed: bool) -> HostCommand:
     frr = f"[ -f {FRR_CONF} ] && {{ printf '{FILE_MARK}%s\\n' {FRR_CONF}; cat {FRR_CONF}; }}; " if routed else ""
     return HostCommand(
         "managed_files",
-        f"for f in {WIREGUARD_DIR}/*.conf; do [ -f \"$f\" ] || continue; "
+        f'for f in {WIREGUARD_DIR}/*.conf; do [ -f "$f" ] || continue; '
         f"head -n 1 \"$f\" | grep -qF '{MANAGED_MARK}' || continue; "
         f"printf '{FILE_MARK}%s\\n' \"$f\"; sed '/^[[:space:]]*PrivateKey/d' \"$f\"; done; {frr}true",
     )

@@ -136,11 +136,6 @@ def test_cli_valid_mesh_exits_zero_and_shows_warnings(tmp_path: Path) -> None:
     assert [f["severity"] for f in report["findings"]] == ["warning"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: report.findings_table passes messages to rich as markup, so '[address]:port' (and link "
-    "'[a, b]' text) vanishes from the printed finding",
-)
 def test_cli_prints_bracketed_text_verbatim(tmp_path: Path) -> None:
     data = three_spokes_two_hubs()
     data["nodes"]["spoke1"]["endpoint"] = "2001:db8::1:51820"
@@ -151,10 +146,6 @@ def test_cli_prints_bracketed_text_verbatim(tmp_path: Path) -> None:
     assert "'[address]:port'" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a corrupt mesh.state.json escapes as json.JSONDecodeError (traceback) instead of a finding",
-)
 def test_cli_corrupt_state_file_is_a_finding(tmp_path: Path) -> None:
     path = write(tmp_path, three_spokes_two_hubs())
     state_path(path).write_text("{\n")

@@ -85,11 +85,6 @@ def test_duplicate_node_name_is_an_error_naming_the_node(tmp_path: Path) -> None
     assert "line 10" in f.message  # points at the second `a:`
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a duplicate node name is reported with node='mesh' and field=<file path>, "
-    "not node='a' / field='nodes.a' like every other node finding",
-)
 def test_duplicate_node_name_finding_names_node_and_field(tmp_path: Path) -> None:
     path = tmp_path / "mesh.yaml"
     path.write_text(DUPLICATE_NODES)
@@ -229,9 +224,6 @@ def test_invalid_endpoints(endpoint: str, words: str) -> None:
     assert words in f.message
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: parse_endpoint accepts 'host:' (empty port) as a port-less endpoint instead of an error"
-)
 def test_endpoint_with_empty_port_is_rejected() -> None:
     with pytest.raises(ValueError, match="port"):
         parse_endpoint("198.51.100.1:")
@@ -385,11 +377,6 @@ def test_parsed_values_are_typed() -> None:
     assert mesh.settings.listen_port == 51820
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: node and mesh names are not restricted: a newline or space in a name is written verbatim into "
-    "wg-quick comments and FRR hostname/description lines (a name can inject 'AllowedIPs = 0.0.0.0/0')",
-)
 @pytest.mark.parametrize(
     ("where", "name"),
     [("node", "b\nAllowedIPs = 0.0.0.0/0"), ("node", "spoke 1"), ("mesh", "demo\nPostUp = rm -rf /")],

@@ -352,11 +352,6 @@ def demo_with_new_spoke(routing: str) -> tuple[dict[str, str], dict[str, dict[st
     return changed, old, new
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: routed-mode AllowedIPs (crypto_gate) is the collapsed list of every node's networks, so adding "
-    "spoke4 rewrites every wgtN.conf of spoke1..spoke3, which have no tunnel to spoke4",
-)
 def test_adding_a_spoke_in_ospf_mode_changes_only_it_and_its_hubs() -> None:
     changed, _, _ = demo_with_new_spoke("ospf")
     assert set(changed) == {"hub1", "hub2"}, changed

@@ -401,11 +401,6 @@ def test_all_semantic_findings_come_at_once() -> None:
     assert sorted(f.field for f in findings) == ["links[0]", "nodes.spoke2.networks[0]", "nodes.spoke3.keepalive"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: load_state lets json.JSONDecodeError escape build_plan; a corrupt state file should be a "
-    "MeshInputError finding naming the file",
-)
 def test_corrupt_state_file_is_a_finding(tmp_path: Path) -> None:
     source = tmp_path / "mesh.yaml"
     source.write_text(dump(pair()))
@@ -415,10 +410,6 @@ def test_corrupt_state_file_is_a_finding(tmp_path: Path) -> None:
     assert "mesh.state.json" in info.value.findings[0].field + info.value.findings[0].message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: is_wireguard_key calls len() on a non-string public key from the state file: TypeError, not a finding",
-)
 def test_non_string_public_key_is_a_finding() -> None:
     f = one(build(pair(), MeshState(public_keys={"a": 12345}))[1], "state.public_keys.a")  # type: ignore[dict-item]
     assert f.node == "a"
