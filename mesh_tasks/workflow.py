@@ -285,7 +285,7 @@ def verify(
             progress if first else None,
             "collect wg/ospf state",
             collect_status,
-            probes={n: e.probes for n, e in expected.items()},
+            probes={n: list(e.probes) for n, e in expected.items()},
             routed=mesh_plan.mesh.settings.routing == "ospf",
         )
         first = False

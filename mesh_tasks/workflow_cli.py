@@ -94,8 +94,17 @@ def show_verify(report: VerifyReport, title: str = "verify") -> None:
             )
         )
     console.print(simple_table(f"{title}: links", ["link", "status", "handshake (a)", "handshake (b)", "ospf"], links))
-    verdict = "[green]mesh verified[/]" if report.ok else f"[bold red]{len(report.failures)} check(s) failed[/]"
-    console.print(f"{verdict} ({len(report.checks)} checks)")
+    health = report.health()
+    if report.ok:
+        console.print(f"[green]mesh verified[/] ({len(report.checks)} checks)")
+    else:
+        console.print(
+            f"[bold red]{len(report.failures)} of {len(report.checks)} checks failed: mesh {health['verdict']}[/]"
+        )
+        if health["dead_nodes"]:
+            console.print(f"dead: {', '.join(health['dead_nodes'])}")
+        if health["down_links"]:
+            console.print(f"links down: {', '.join(health['down_links'])}")
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:

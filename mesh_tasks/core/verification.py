@@ -42,6 +42,7 @@ class LiveState:
     ospf_full: dict[str, list[str]] = field(default_factory=dict)  # interface -> router ids in Full
     bfd_up: dict[str, bool] = field(default_factory=dict)  # interface -> BFD session up
     routes: dict[str, frozenset[str]] = field(default_factory=dict)  # prefix -> selected next-hop interfaces
+    probes: dict[str, bool] = field(default_factory=dict)  # address -> answered a ping through the tunnel
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class NodeExpectation:
     interfaces: dict[str, PlannedInterface]
     ospf_interfaces: tuple[str, ...] = ()
     bfd: bool = False
-    probes: tuple[str, ...] = ()  # addresses to ping from the node so idle tunnels handshake
+    probes: dict[str, str] = field(default_factory=dict)  # peer tunnel address -> subject ("wg0:hub1")
     routes: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
@@ -61,6 +62,9 @@ class NodeCheck:
     check: str  # "peer", "allowed-ips", "handshake", "ospf", "bfd", "route", ...
     ok: bool
     detail: str = ""
+
+
+LIVENESS = frozenset({"peer", "handshake", "ping", "ospf", "bfd"})  # a link carries packets (not: config drift)
 
 
 @dataclass
@@ -91,9 +95,46 @@ class VerifyReport:
                 out[(c.node, peer) if c.node < peer else (peer, c.node)].append(c)
         return dict(out)
 
+    def health(self) -> dict[str, Any]:
+        """The operator's summary: dead nodes, links down, and whether the live rest still connects.
+
+        A link is up when both ends see it (handshake, ping, OSPF/BFD where planned); a node is dead when
+        it is unreachable or every one of its links is down.
+        """
+        links = {pair: all(c.ok for c in checks if c.check in LIVENESS) for pair, checks in self.links().items()}
+        nodes = set(self.expected)
+        unreachable = {c.node for c in self.checks if c.subject == "host" and not c.ok}
+        touching: dict[str, list[bool]] = defaultdict(list)
+        for (a, b), up in links.items():
+            touching[a].append(up)
+            touching[b].append(up)
+        dead = sorted(unreachable | {n for n in nodes if touching[n] and not any(touching[n])})
+        alive = nodes - set(dead)
+        adjacency: dict[str, set[str]] = defaultdict(set)
+        for (a, b), up in links.items():
+            if up:
+                adjacency[a].add(b)
+                adjacency[b].add(a)
+        seen: set[str] = set()
+        stack = [min(alive)] if alive else []
+        while stack:
+            node = stack.pop()
+            if node not in seen:
+                seen.add(node)
+                stack.extend(adjacency[node] - seen)
+        connected = seen == alive
+        verdict = "healthy" if self.ok else "degraded but connected" if connected else "partitioned"
+        return {
+            "verdict": verdict,
+            "dead_nodes": dead,
+            "down_links": sorted(f"{a}<->{b}" for (a, b), up in links.items() if not up),
+            "connected": connected,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "health": self.health(),
             "failures": [asdict(c) for c in self.failures],
             "nodes": {n: all(c.ok for c in cs) for n, cs in self.nodes().items()},
             "links": {f"{a}<->{b}": all(c.ok for c in cs) for (a, b), cs in self.links().items()},
@@ -112,21 +153,21 @@ def _frr_interfaces(frr_conf: str) -> tuple[tuple[str, ...], bool]:
     return tuple(active), " ip ospf bfd" in frr_conf
 
 
-def _probes(interfaces: dict[str, PlannedInterface], transit: ipaddress.IPv4Network) -> tuple[str, ...]:
-    out: list[str] = []
+def _probes(interfaces: dict[str, PlannedInterface], transit: ipaddress.IPv4Network) -> dict[str, str]:
+    """The far end of each tunnel: its /31 partner (routed) or the peer's transit /32 (static)."""
+    out: dict[str, str] = {}
     for iface in interfaces.values():
-        if iface.routed and iface.peers:
-            local = ipaddress.IPv4Interface(iface.address)
-            other = [a for a in local.network if a != local.ip]
-            out.extend(str(a) for a in other[:1])
-        else:
-            for peer in iface.peers.values():
-                out.extend(
-                    a.split("/")[0]
-                    for a in sorted(peer.allowed_ips)
-                    if a.endswith("/32") and ipaddress.ip_network(a).subnet_of(transit)  # type: ignore[arg-type]
-                )
-    return tuple(out)
+        for peer in iface.peers.values():
+            subject = f"{iface.name}:{peer.name}"
+            if iface.routed:
+                local = ipaddress.IPv4Interface(iface.address)
+                out.update((str(a), subject) for a in local.network if a != local.ip)
+            else:
+                for prefix in sorted(peer.allowed_ips):
+                    net = ipaddress.ip_network(prefix)
+                    if net.prefixlen == 32 and isinstance(net, ipaddress.IPv4Network) and net.subnet_of(transit):
+                        out[str(net.network_address)] = subject
+    return out
 
 
 def expectations(
@@ -223,6 +264,9 @@ def evaluate(expected: NodeExpectation, live: LiveState, max_age: int) -> list[N
         if expected.bfd:
             up = live.bfd_up.get(name, False)
             checks.append(NodeCheck(node, subject, "bfd", up, "up" if up else "down or missing"))
+    for address, subject in expected.probes.items():
+        answered = live.probes.get(address, False)
+        checks.append(NodeCheck(node, subject, "ping", answered, f"{address} " + ("answers" if answered else "silent")))
     for prefix, hops in sorted(expected.routes.items()):
         have_hops = live.routes.get(prefix, frozenset())
         ok = bool(have_hops) and have_hops == hops

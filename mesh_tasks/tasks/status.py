@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from nornir.core.task import Result, Task
 
 from mesh_tasks.core.verification import LiveInterface, LivePeer, LiveState
@@ -12,13 +14,14 @@ from mesh_tasks.tasks.remote import RemoteError, run_batch
 NOW = HostCommand("now", "date +%s")
 
 
-def probe_command(addresses: list[str] | tuple[str, ...]) -> HostCommand:
-    """Ping every peer once, in parallel: idle static-mode tunnels only handshake when there is traffic."""
-    pings = " ".join(f"ping -c1 -W1 -q {a} >/dev/null 2>&1 &" for a in addresses)
+def probe_command(addresses: Iterable[str]) -> HostCommand:
+    """Ping every tunnel's far end once, in parallel: idle static-mode tunnels only handshake when there is
+    traffic, and an answer through the tunnel is the most direct proof that it carries packets."""
+    pings = " ".join(f"{{ ping -c1 -W1 -q {a} >/dev/null 2>&1 && echo {a} ok || echo {a} fail; }} &" for a in addresses)
     return HostCommand("probe", f"{pings} wait; true")
 
 
-def collect_status(task: Task, probes: dict[str, tuple[str, ...]] | None = None, routed: bool = False) -> Result:
+def collect_status(task: Task, probes: dict[str, Iterable[str]] | None = None, routed: bool = False) -> Result:
     """Probe the peers, then read `wg show all dump` (keys redacted on the host) and, in routed mode,
     OSPF neighbors, BFD peers and the routing table as JSON."""
     commands = [probe_command(probes[task.host.name])] if probes and probes.get(task.host.name) else []
@@ -64,4 +67,10 @@ def live_state(sections: dict[str, Section], routed: bool) -> LiveState:
             for entry in entries:
                 if entry.selected and entry.protocol == "ospf":
                     routes[str(prefix)] = frozenset(h.interface for h in entry.nexthops if h.interface and h.fib)
-    return LiveState(int(_text(sections, "now").strip()), interfaces, ospf_full, bfd_up, routes)
+    answers = (
+        dict(line.split() for line in sections["probe"].text.splitlines() if len(line.split()) == 2)
+        if ("probe" in sections)
+        else {}
+    )
+    probes = {address: answer == "ok" for address, answer in answers.items()}
+    return LiveState(int(_text(sections, "now").strip()), interfaces, ospf_full, bfd_up, routes, probes)
