@@ -10,7 +10,6 @@ This is the one place where AllowedIPs are decided (`MeshPlan.node`):
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -102,6 +101,7 @@ class MeshPlan:
         )
         self._prefixes: dict[str, tuple[str, ...]] = {name: self._own_prefixes(name) for name in mesh.nodes}
         self._gate: tuple[str, ...] | None = None
+        self._peer_cache: dict[tuple[str, int, tuple[str, ...], int | None], PeerPlan] = {}
 
     def next_state(self) -> MeshState:
         return remember(self.state, self.allocations)
@@ -160,36 +160,37 @@ class MeshPlan:
         )
 
     def _peer(self, node: Node, other: Node, port: int, allowed: tuple[str, ...]) -> PeerPlan:
-        endpoint = other.endpoint.with_port(port) if other.endpoint is not None else None
         keepalive = None
         if (node.nat or node.endpoint is None) and other.endpoint is not None:
             # Only the side that cannot be reached keeps the path (and its NAT mapping) open.
-            ka = settings_keepalive(node, self.mesh)
-            keepalive = ka or None
-        return PeerPlan(other.name, self.state.public_keys.get(other.name), endpoint, allowed, keepalive)
+            keepalive = settings_keepalive(node, self.mesh) or None
+        key = (other.name, port, allowed, keepalive)
+        peer = self._peer_cache.get(key)
+        if peer is None:  # in a full mesh, X's entry is the same in every other node's file: build it once
+            endpoint = other.endpoint.with_port(port) if other.endpoint is not None else None
+            peer = PeerPlan(other.name, self.state.public_keys.get(other.name), endpoint, allowed, keepalive)
+            self._peer_cache[key] = peer
+        return peer
 
-    def static_allowed_ips(self, name: str) -> dict[str, list[str]]:
-        """Static mode routing table of one node: peer -> the prefixes it owns on wg0."""
-        table: dict[str, list[str]] = defaultdict(list)
+    def static_allowed_ips(self, name: str) -> dict[str, tuple[str, ...]]:
+        """Static mode routing table of one node: peer -> the prefixes it owns on wg0, in node order."""
         neighbors = self._neighbor_sets[name]
-        for peer in self.neighbors[name]:
-            table[peer].extend(self._prefixes[peer])
         hub = self._hub_of(name)
-        if hub is not None:
-            for dest, prefixes in self._prefixes.items():
-                if dest != name and dest not in neighbors:
-                    table[hub].extend(prefixes)
+        table: dict[str, tuple[str, ...]] = {}
+        for peer in self.mesh.nodes:
+            if peer == hub:
+                via_hub = (p for dest, ps in self._prefixes.items() if dest != name and dest not in neighbors for p in ps)
+                table[peer] = (*self._prefixes[peer], *via_hub)
+            elif peer in neighbors:
+                table[peer] = self._prefixes[peer]
         return table
 
     def _static_interface(self, node: Node) -> InterfacePlan:
         settings = self.mesh.settings
-        table = self.static_allowed_ips(node.name)
-        order = {name: i for i, name in enumerate(self.mesh.nodes)}
-        peers = []
-        for peer_name in sorted(table, key=order.__getitem__):
-            other = self.mesh.nodes[peer_name]
-            port = other.listen_port or settings.listen_port
-            peers.append(self._peer(node, other, port, tuple(table[peer_name])))
+        peers = [
+            self._peer(node, self.mesh.nodes[name], self.mesh.nodes[name].listen_port or settings.listen_port, allowed)
+            for name, allowed in self.static_allowed_ips(node.name).items()
+        ]
         return InterfacePlan(
             name=STATIC_INTERFACE,
             address=f"{self.allocations.addresses.get(node.name, '')}/32",

@@ -7,13 +7,13 @@ with the same variables through nornir-jinja2, so both paths produce identical t
 from __future__ import annotations
 
 import os
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from mesh_tasks.core.plan import InterfacePlan, NodePlan
+from mesh_tasks.core.plan import InterfacePlan, NodePlan, PeerPlan
 
 TEMPLATES_DIR = Path(os.environ.get("MESH_TASKS_TEMPLATES", Path(__file__).resolve().parents[2] / "templates"))
 WIREGUARD_DIR = "/etc/wireguard"
@@ -37,9 +37,15 @@ def wireguard_path(iface: InterfacePlan) -> str:
     return f"{WIREGUARD_DIR}/{iface.name}.conf"
 
 
+@lru_cache(maxsize=1 << 16)
+def render_peer(peer: PeerPlan) -> str:
+    """One [Peer] block; cached because a full mesh repeats each peer's block in every other node's file."""
+    return environment().get_template("wireguard-peer.j2").render(peer=peer)
+
+
 def render_jobs(plan: NodePlan, mesh_name: str) -> list[tuple[str, str, dict[str, Any]]]:
     """(template, destination path on the node, template variables) for every file a node gets."""
-    common = {"plan": plan, "mesh_name": mesh_name, "private_key_path": PRIVATE_KEY}
+    common = {"plan": plan, "mesh_name": mesh_name, "private_key_path": PRIVATE_KEY, "render_peer": render_peer}
     jobs = [("wireguard.conf.j2", wireguard_path(i), {**common, "iface": i}) for i in plan.interfaces]
     if plan.ospf is not None:
         jobs.append(("frr.conf.j2", FRR_CONF, {**common, "ospf": plan.ospf}))

@@ -17,7 +17,10 @@ def tunnels(mesh: Mesh) -> list[Tunnel]:
     """Every tunnel, sorted, deduplicated. Links naming unknown nodes are left to validation."""
     names = list(mesh.nodes)
     if mesh.settings.topology == "full-mesh":
-        pairs = set(map(lambda p: tunnel_key(*p), combinations(names, 2)))
+        ordered = combinations(sorted(names), 2)  # already (lower, higher), unique and sorted
+        if not mesh.links:
+            return list(ordered)
+        pairs = set(ordered)
     else:
         hubs = [n.name for n in mesh.hubs()]
         spokes = [n for n in names if mesh.nodes[n].role == "spoke"]
