@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -144,5 +143,19 @@ def wg_links(lab: Lab, node: str) -> dict[str, int]:
     return out
 
 
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+def seed_key(lab: Lab, node: str, *, slash: bool) -> str:
+    """Give node a WireGuard key made ON the node (as deploy would), chosen so that its public key does
+    (slash=True) or does not contain a '/'. deploy keeps an existing key. Returns the public key.
+
+    Keys are random; a '/' in a public key trips the static-mode route sync (see test_deploy.py), so the
+    tests pick keys to be deterministic instead of failing about half the time."""
+    case = "*/*) ;; *) continue ;;" if slash else "*/*) continue ;;"
+    script = (
+        "umask 077; mkdir -p /etc/wireguard; "
+        "for i in $(seq 200); do k=$(wg genkey); p=$(printf %s \"$k\" | wg pubkey); "
+        f"case $p in {case} esac; printf '%s\\n' \"$k\" > /etc/wireguard/private.key; echo $p; exit 0; "
+        "done; exit 1"
+    )
+    pub = lab.exec(node, script, check=True).stdout.strip()
+    assert ("/" in pub) is slash, pub
+    return pub

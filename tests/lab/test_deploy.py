@@ -22,22 +22,25 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from mesh_tasks.lab.lab import Lab
-from mesh_tasks.workflow import deploy_lock
+import yaml
 from deploy_helpers import (
     MESHES,
     cli,
     copy_sot,
     describe,
     failures,
+    lan,
     lost_packets,
     ping_matrix,
     run_deploy,
     run_verify,
+    seed_key,
     wg_links,
     write_overlay,
 )
+
+from mesh_tasks.lab.lab import Lab
+from mesh_tasks.workflow import DeployReport, deploy_lock
 
 pytestmark = pytest.mark.lab
 
@@ -51,72 +54,89 @@ def _on_hosts(lab: Lab, nodes: list[str], cmd: str) -> dict[str, str]:
 # ---- static full mesh (6 nodes, n6 NATed without endpoint) -------------------------------------------
 
 FULL = ["n1", "n2", "n3", "n4", "n5", "n6"]
+SLASH_BUG = (
+    "BUG: apply.sh sync_routes() reads `wg show IFACE allowed-ips` with `tr '\\t ' '\\n\\n' | grep /`, so a "
+    "peer public key containing '/' (base64: about half of all keys) is taken for a prefix: `ip route replace "
+    "<key> dev wg0` fails and every static-mode change to an existing wg0 (the 'synced' path), and its "
+    "rollback, fail with 'any valid prefix is expected'"
+)
+
+
+@pytest.fixture(scope="class")
+def full_lab(lab_factory: LabFactory) -> Iterator[Lab]:
+    lab = lab_factory(MESHES / "static_full.yaml")
+    yield lab
+    lab.down()  # free the CPU for the next class (lab_factory's teardown is idempotent)
+
+
+@pytest.fixture(scope="class")
+def full_sot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_sot(tmp_path_factory.mktemp("sfull"), "static_full.yaml")
 
 
 class TestStaticFullMesh:
-    @pytest.fixture(scope="class")
-    def lab(self, lab_factory: LabFactory) -> Iterator[Lab]:
-        lab = lab_factory(MESHES / "static_full.yaml")
-        yield lab
-        lab.down()
-
-    @pytest.fixture(scope="class")
-    def sot(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
-        return copy_sot(tmp_path_factory.mktemp("sfull"), "static_full.yaml")
-
-    def test_dry_run_on_fresh_lab_shows_diffs_and_changes_nothing(self, lab: Lab, sot: Path) -> None:
+    def test_dry_run_on_fresh_lab_shows_diffs_and_changes_nothing(self, full_lab: Lab, full_sot: Path) -> None:
+        lab, sot = full_lab, full_sot
         res = cli("deploy", "--inventory", str(sot), "--overlay", str(lab.overlay_path), "--dry-run")
-        print(res.stdout[-3000:])
+        print(res.stdout[-1500:])
         assert res.returncode == 0, res.stdout + res.stderr
-        for node in FULL:  # a unified diff per host, headed by the host's name
-            assert f"--- {node}:/etc/wireguard/wg0.conf" in res.stdout or f"{node}:/etc/wireguard" in res.stdout
-        assert "@@" in res.stdout and "+[Interface]" in res.stdout
+        for node in FULL:  # a unified diff per host, named after the host
+            assert f"--- {node}:/etc/wireguard/wg0.conf" in res.stdout
+            assert f"+++ {node}:/etc/wireguard/wg0.conf" in res.stdout
+        assert "@@ " in res.stdout and "+[Interface]" in res.stdout
         data = json.loads(cli("deploy", "--inventory", str(sot), "--overlay", str(lab.overlay_path),
                               "--dry-run", "--json").stdout)
-        assert data["dry_run"] is True
+        assert data["dry_run"] is True and data["verify"] is None
         for node in FULL:
             diff = data["hosts"][node]["diff"]
             assert diff.startswith("---") and "\n+++ " in diff and "\n@@ " in diff, (node, diff)
-            assert not re.search(r"[A-Za-z0-9+/]{43}=", diff.replace(" ", "")) or "PrivateKey" not in diff
-        # nothing changed on the hosts: no config, no key, no interface
+            assert not re.search(r"PrivateKey\s*=\s*\S", diff), diff  # keys never leave the node
+        # nothing changed on the hosts: no config, no private key, no interface
         listing = _on_hosts(lab, FULL, "ls -A /etc/wireguard; wg show interfaces")
         assert all(out.strip() == "" for out in listing.values()), listing
-        # ... and nothing written beside the SoT
+        # ... and no state or rendered files written beside the SoT
         assert not (sot.parent / "mesh.state.json").exists()
         assert not (sot.parent / "mesh.rendered").exists()
 
-    def test_concurrent_deploy_is_refused_naming_the_lock(self, lab: Lab, sot: Path) -> None:
-        with deploy_lock(sot):
+    def test_concurrent_deploy_is_refused_naming_the_lock(self, full_lab: Lab, full_sot: Path) -> None:
+        with deploy_lock(full_sot):
             started = time.monotonic()
-            res = cli("deploy", "--inventory", str(sot), "--overlay", str(lab.overlay_path), timeout=60)
+            res = cli("deploy", "--inventory", str(full_sot), "--overlay", str(full_lab.overlay_path), timeout=60)
             took = time.monotonic() - started
         out = " ".join((res.stdout + res.stderr).split())
-        print(out, f"({took:.1f}s)")
-        assert res.returncode != 0
-        assert "another deploy" in out and str(sot) in out and f"pid {os.getpid()}" in out, out
+        print(f"{out} ({took:.1f}s)")
+        assert res.returncode == 1
+        assert "another deploy" in out and str(full_sot) in out and f"pid {os.getpid()}" in out, out
         assert took < 30  # refused at once, not queued
-        listing = _on_hosts(lab, FULL, "ls -A /etc/wireguard")
+        listing = _on_hosts(full_lab, FULL, "ls -A /etc/wireguard")
         assert all(out.strip() == "" for out in listing.values()), listing
 
-    def test_deploy_full_mesh_green_and_dataplane_agrees(self, lab: Lab, sot: Path) -> None:
+    def test_deploy_full_mesh_green_and_dataplane_agrees(self, full_lab: Lab, full_sot: Path) -> None:
+        lab, sot = full_lab, full_sot
+        # Deterministic keys (made on the nodes): only n6's public key has a '/' (see SLASH_BUG).
+        for node in FULL:
+            seed_key(lab, node, slash=node == "n6")
         report = run_deploy(sot, lab.overlay_path)
         print(describe(report))
         assert report.ok, describe(report)
         assert sorted(report.changed) == sorted(FULL)
+        assert all(h.actions == ["created wg0"] for h in report.hosts.values()), describe(report)
         assert report.verify is not None and report.verify.ok
         assert report.after_rollback is None
-        status = run_verify(sot, lab.overlay_path)
-        assert status.ok, failures(status)
+        assert (sot.parent / "mesh.state.json").exists()
         broken = ping_matrix(lab, FULL)
-        print(f"dataplane: {len(FULL) * (len(FULL) - 1) - len(broken)}/{len(FULL) * (len(FULL) - 1)} pings ok")
+        total = len(FULL) * (len(FULL) - 1)
+        print(f"dataplane: {total - len(broken)}/{total} LAN-to-LAN pings ok")
         assert broken == [], broken
-        # both say green at the same time
-        assert run_verify(sot, lab.overlay_path).ok
+        status = run_verify(sot, lab.overlay_path)  # verify agrees with the dataplane
+        assert status.ok, failures(status)
+        assert {c.check for c in status.checks} >= {"peer", "allowed-ips", "endpoint", "handshake"}
 
-    def test_second_deploy_is_idempotent(self, lab: Lab, sot: Path) -> None:
+    def test_second_deploy_is_idempotent(self, full_lab: Lab, full_sot: Path) -> None:
+        lab = full_lab
         before = {n: wg_links(lab, n) for n in FULL}
         keys = _on_hosts(lab, FULL, "md5sum /etc/wireguard/private.key")
-        report = run_deploy(sot, lab.overlay_path)
+        report = run_deploy(full_sot, lab.overlay_path)
         print(describe(report))
         assert report.ok, describe(report)
         assert report.changed == []
@@ -126,30 +146,193 @@ class TestStaticFullMesh:
         assert {n: wg_links(lab, n) for n in FULL} == before  # no interface re-created
         assert _on_hosts(lab, FULL, "md5sum /etc/wireguard/private.key") == keys
 
+    @pytest.mark.xfail(strict=True, reason=SLASH_BUG)
+    def test_change_to_existing_interfaces_applies_with_any_peer_key(self, full_lab: Lab, full_sot: Path) -> None:
+        """A second network on n3: every peer's wg0 gains an AllowedIPs prefix (wg syncconf + route sync).
+        n6's public key contains a '/', so every node that has n6 as a peer trips the route sync."""
+        original = full_sot.read_text()
+        grown = yaml.safe_load(original)
+        grown["nodes"]["n3"]["networks"].append("10.23.1.0/24")
+        full_sot.write_text(yaml.safe_dump(grown, sort_keys=False))
+        try:
+            report = run_deploy(full_sot, full_lab.overlay_path)
+        finally:
+            full_sot.write_text(original)
+        print(describe(report))
+        assert sorted(report.changed) == ["n1", "n2", "n4", "n5", "n6"]
+        assert all(h.actions == ["synced wg0"] for h in report.hosts.values() if h.changed), describe(report)
+        assert report.ok, describe(report)
+
+
+# ---- static hub-and-spoke (hub1, spoke1..3, NATed spoke4) -------------------------------------------
+
+HUB = ["hub1", "spoke1", "spoke2", "spoke3", "spoke4"]
+UNREACHABLE_BUG = (
+    "BUG: deploy's verify collects status from every host in the run, also the ones whose gather failed; "
+    "the unreachable host's 'host reachable' check fails the verify, so after the whole settle time the "
+    "reachable hosts that deployed fine are rolled back (workflow.deploy passes nr, not the hosts it pushed)"
+)
+
+
+@pytest.fixture(scope="class")
+def hub_lab(lab_factory: LabFactory) -> Iterator[Lab]:
+    lab = lab_factory(MESHES / "static_hub.yaml")
+    for node in HUB:  # deterministic keys, none with a '/' (see SLASH_BUG)
+        seed_key(lab, node, slash=False)
+    yield lab
+    lab.down()
+
+
+@pytest.fixture(scope="class")
+def hub_sot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_sot(tmp_path_factory.mktemp("shub"), "static_hub.yaml")
+
+
+class TestStaticHubAndSpoke:
+    @pytest.mark.xfail(strict=True, reason=UNREACHABLE_BUG)
+    def test_unreachable_host_fails_alone(self, hub_lab: Lab, hub_sot: Path) -> None:
+        hub_lab.sshd_stop("spoke3")
+        report = run_deploy(hub_sot, hub_lab.overlay_path)
+        print(describe(report))
+        assert not report.ok  # a host failed
+        assert not report.hosts["spoke3"].ok and not report.hosts["spoke3"].changed
+        assert "unreachable" in report.hosts["spoke3"].error
+        rest = [n for n in HUB if n != "spoke3"]
+        assert sorted(report.changed) == sorted(rest)
+        for node in rest:  # the rest deployed and stays deployed
+            assert report.hosts[node].ok and not report.hosts[node].rolled_back, describe(report)
+        status = run_verify(hub_sot, hub_lab.overlay_path, only=rest)
+        assert status.ok, failures(status)
+
+    def test_second_deploy_completes_the_mesh(self, hub_lab: Lab, hub_sot: Path) -> None:
+        hub_lab.sshd_start("spoke3")
+        report = run_deploy(hub_sot, hub_lab.overlay_path)
+        print(describe(report))
+        assert report.ok, describe(report)
+        assert {"hub1", "spoke3"} <= set(report.changed)
+        status = run_verify(hub_sot, hub_lab.overlay_path)
+        assert status.ok, failures(status)
+        assert sorted(status.nodes()) == sorted(HUB)
+
+    def test_hub_and_spoke_green_and_spokes_reach_each_other(self, hub_lab: Lab, hub_sot: Path) -> None:
+        status = run_verify(hub_sot, hub_lab.overlay_path)
+        assert status.ok, failures(status)
+        broken = ping_matrix(hub_lab, HUB)
+        total = len(HUB) * (len(HUB) - 1)
+        print(f"dataplane: {total - len(broken)}/{total} LAN-to-LAN pings ok (spoke to spoke via hub1)")
+        assert broken == [], broken
+        # spoke-to-spoke really goes through the hub: spokes have only the hub as a peer
+        peers = _on_hosts(hub_lab, ["spoke1", "spoke4"], "wg show wg0 peers")
+        assert all(len(out.split()) == 1 for out in peers.values()), peers
+        assert run_deploy(hub_sot, hub_lab.overlay_path).changed == []
+
     def test_broken_change_fails_verify_and_is_rolled_back(
-        self, lab: Lab, sot: Path, tmp_path: Path
+        self, hub_lab: Lab, hub_sot: Path, tmp_path: Path
     ) -> None:
-        # n3's endpoint moved to an underlay address nobody has (inside the lab's own underlay /24)
-        nobody = str(ipaddress.ip_interface(f"{lab.underlay('n1')}/24").network[250])
-        assert nobody not in {lab.underlay(n) for n in FULL}
-        bad = write_overlay(lab, tmp_path / "bad_overlay.yaml", endpoints={"n3": nobody})
+        lab, sot = hub_lab, hub_sot
+        # spoke1's endpoint moved to an underlay address nobody has (inside the lab's own underlay /24)
+        nobody = str(ipaddress.ip_interface(f"{lab.underlay('hub1')}/24").network[250])
+        assert nobody not in {lab.underlay(n) for n in HUB}
+        bad = write_overlay(lab, tmp_path / "bad_overlay.yaml", endpoints={"spoke1": nobody})
         report = run_deploy(sot, bad)
         print(describe(report))
         assert not report.ok
-        peers = [n for n in FULL if n != "n3"]  # every peer of n3 has its endpoint
-        assert sorted(report.changed) == sorted(peers)
+        assert report.changed == ["hub1"]  # the only peer of spoke1
         assert report.verify is not None and not report.verify.ok
-        assert any(c.check == "endpoint" and c.subject.endswith(":n3") for c in report.verify.failures)
+        assert any(c.node == "hub1" and c.subject == "wg0:spoke1" for c in report.verify.failures)
         assert report.after_rollback is not None
         assert report.after_rollback.ok, failures(report.after_rollback)
-        assert all(report.hosts[n].rolled_back for n in report.changed)
-        assert not report.hosts["n3"].rolled_back
-        live = _on_hosts(lab, peers, "cat /etc/wireguard/wg0.conf; wg show wg0 endpoints")
-        assert all(nobody not in out for out in live.values()), live
+        assert report.hosts["hub1"].rolled_back, describe(report)
+        live = lab.exec("hub1", "cat /etc/wireguard/wg0.conf; wg show wg0 endpoints").stdout
+        assert nobody not in live, live
         res = cli("verify", "--inventory", str(sot), "--overlay", str(lab.overlay_path), "--json", "--settle", "30")
         assert res.returncode == 0, res.stdout[-3000:]
         assert json.loads(res.stdout)["ok"] is True
-        assert ping_matrix(lab, FULL) == []
-        # the rendered record beside the SoT is the rolled-back one: a redeploy changes nothing
-        again = run_deploy(sot, lab.overlay_path)
+        assert ping_matrix(lab, HUB) == []
+        again = run_deploy(sot, lab.overlay_path)  # the rolled-back record matches the hosts
         assert again.ok and again.changed == [], describe(again)
+
+
+# ---- OSPF: two hubs (cost 10 / 100), shortcut spoke1-spoke2, BFD; spoke7 added later --------------------
+
+OSPF_ALL = ["hub1", "hub2", "spoke1", "spoke2", "spoke3", "spoke4", "spoke5", "spoke6", "spoke7"]
+OSPF_FIRST = [n for n in OSPF_ALL if n != "spoke7"]
+
+
+@pytest.fixture(scope="class")
+def ospf_lab(lab_factory: LabFactory) -> Iterator[Lab]:
+    lab = lab_factory(MESHES / "ospf_hubs.yaml")  # spoke7's host exists from the start
+    yield lab
+    lab.down()
+
+
+@pytest.fixture(scope="class")
+def ospf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ohub")
+
+
+@pytest.fixture(scope="class")
+def memo() -> dict[str, object]:
+    return {}
+
+
+class TestOspfTwoHubs:
+    def test_deploy_green_routes_and_dataplane(self, ospf_lab: Lab, ospf_dir: Path) -> None:
+        sot = copy_sot(ospf_dir, "ospf_hubs.yaml", drop=["spoke7"])  # the SoT before spoke7 is added
+        overlay = write_overlay(ospf_lab, ospf_dir / "overlay_first.yaml", drop=["spoke7"])
+        report = run_deploy(sot, overlay)
+        print(describe(report))
+        assert report.ok, describe(report)
+        assert sorted(report.changed) == sorted(OSPF_FIRST)
+        status = run_verify(sot, overlay)
+        assert status.ok, failures(status)
+        checks = status.checks
+        tunnels = 2 * 6 + 1  # each spoke to both hubs, plus the shortcut
+        assert sum(c.check == "ospf" and c.ok for c in checks) == 2 * tunnels  # Full on both ends
+        assert sum(c.check == "bfd" and c.ok for c in checks) == 2 * tunnels
+        assert sum(c.check == "route" and c.ok for c in checks) == len(OSPF_FIRST) * (len(OSPF_FIRST) - 1)
+        # the primary hub carries spoke-to-spoke traffic; the shortcut carries spoke1 <-> spoke2
+        via = {(c.node, c.subject): c.detail for c in checks if c.check == "route"}
+        print("routes:", via[("spoke3", "10.54.0.0/24")], "|", via[("spoke1", "10.52.0.0/24")])
+        broken = ping_matrix(ospf_lab, OSPF_FIRST)
+        total = len(OSPF_FIRST) * (len(OSPF_FIRST) - 1)
+        print(f"dataplane: {total - len(broken)}/{total} LAN-to-LAN pings ok")
+        assert broken == [], broken
+
+    def test_cli_dry_run_after_deploy_changes_nothing(self, ospf_lab: Lab, ospf_dir: Path) -> None:
+        res = cli("deploy", "--inventory", str(ospf_dir / "mesh.yaml"),
+                  "--overlay", str(ospf_dir / "overlay_first.yaml"), "--dry-run")
+        print(res.stdout[-800:])
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "changed=0" in res.stdout
+
+    def test_add_spoke_without_losing_a_packet(self, ospf_lab: Lab, ospf_dir: Path, memo: dict[str, object]) -> None:
+        lab = ospf_lab
+        sot = copy_sot(ospf_dir, "ospf_hubs.yaml")  # the same file, now with spoke7
+        src, dst = lan(lab, "spoke1"), lan(lab, "spoke3")  # an existing pair, through hub1
+        ping = lab.spawn("spoke1", ["ping", "-i", "0.01", "-I", src, dst])
+        try:
+            time.sleep(1.0)
+            report = run_deploy(sot, lab.overlay_path)
+            time.sleep(1.0)
+        finally:
+            ping.send_signal(signal.SIGINT)
+            out, _ = ping.communicate(timeout=15)
+        memo["report"] = report
+        sent, received, missing = lost_packets(out)
+        print(describe(report))
+        print(f"ping spoke1 -> spoke3 every 10 ms during the deploy: {sent} sent, {received} received, "
+              f"{len(missing)} lost {missing[:20]}")
+        assert sent > 100
+        assert report.ok, describe(report)
+        assert "spoke7" in report.changed
+        assert missing == [], f"{len(missing)} packets lost during the deploy"
+        status = run_verify(sot, lab.overlay_path)
+        assert status.ok, failures(status)
+        broken = ping_matrix(lab, OSPF_ALL)
+        assert broken == [], broken
+
+    def test_adding_a_spoke_changes_only_it_and_its_hubs(self, memo: dict[str, object]) -> None:
+        report = memo.get("report")
+        assert isinstance(report, DeployReport)
+        assert sorted(report.changed) == ["hub1", "hub2", "spoke7"], describe(report)
