@@ -27,7 +27,7 @@ from nornir.core.task import AggregatedResult, Result, Task
 from mesh_tasks.core.diff import rendered_dir, write_tree
 from mesh_tasks.core.plan import MeshPlan, NodePlan, with_known_peers
 from mesh_tasks.core.render import render_node
-from mesh_tasks.core.state import save_state, state_path
+from mesh_tasks.core.state import load_state, save_state, state_path
 from mesh_tasks.core.verification import NodeCheck, VerifyReport, evaluate, expectations
 from mesh_tasks.inventory import PLUGIN_NAME, register
 from mesh_tasks.tasks.configs import NodeFacts, gather_node, push_configs
@@ -132,12 +132,12 @@ class DeployReport:
         }
 
 
-def _error_text(result: Any) -> str:
+def error_text(result: Any) -> str:
     exc = getattr(result[0], "exception", None) if len(result) else None
     return str(exc) if exc is not None else str(result[0].result if len(result) else "failed")
 
 
-def _run(
+def run_phase(
     nr: Nornir,
     progress: Progress | None,
     title: str,
@@ -160,6 +160,12 @@ def _push_planned(task: Task, desired: dict[str, dict[str, str]], current: dict[
     return push_configs(task, files=desired[task.host.name], current=current.get(task.host.name, {}))
 
 
+def current_plan(nr: Nornir) -> MeshPlan:
+    """The mesh with the state on disk, not the one read at inventory load: a rotation may have moved on."""
+    source = Path(nr.inventory.defaults.data["source"])
+    return MeshPlan(nr.inventory.defaults.data["mesh_plan"].mesh, load_state(state_path(source)))
+
+
 def deploy(
     nr: Nornir,
     *,
@@ -169,74 +175,87 @@ def deploy(
     max_age: int | None = None,
     progress: Progress | None = None,
 ) -> DeployReport:
+    with deploy_lock(Path(nr.inventory.defaults.data["source"])):
+        return deploy_locked(nr, dry_run=dry_run, rollback=rollback, settle=settle, max_age=max_age, progress=progress)
+
+
+def deploy_locked(
+    nr: Nornir,
+    *,
+    dry_run: bool = False,
+    rollback: bool = True,
+    settle: float = 60.0,
+    max_age: int | None = None,
+    progress: Progress | None = None,
+) -> DeployReport:
+    """deploy for a caller that already holds the source's deploy lock (key rotation)."""
     start = time.monotonic()
-    mesh_plan: MeshPlan = nr.inventory.defaults.data["mesh_plan"]
     source = Path(nr.inventory.defaults.data["source"])
-    with deploy_lock(source):
-        nr.data.dry_run = dry_run
-        hosts = {name: HostOutcome(name) for name in nr.inventory.hosts}
-        timings: dict[str, float] = {}
-        gathered = _run(nr, progress, "gather keys and files", gather_node, timings)
-        facts: dict[str, NodeFacts] = {}
-        for name, result in gathered.items():
-            if result.failed:
-                hosts[name] = HostOutcome(name, ok=False, error=f"unreachable or failing: {_error_text(result)}")
-            else:
-                facts[name] = result[0].result
-        state = mesh_plan.next_state()
-        for name, fact in facts.items():
-            if fact.public_key:
-                state.public_keys[name] = fact.public_key
-        plan = MeshPlan(mesh_plan.mesh, state)
-        if not dry_run:
-            save_state(state_path(source), state)
-        desired: dict[str, dict[str, str]] = {}
-        node_plans: dict[str, NodePlan] = {}
-        for name in facts:
-            node_plans[name] = with_known_peers(plan.node(name))
-            desired[name] = render_node(node_plans[name], plan.mesh.settings.name)
-        current = {name: fact.files for name, fact in facts.items()}
-        pushed = _run(
-            nr.filter(filter_func=lambda h: h.name in desired),
-            progress,
-            "push and apply",
-            _push_planned,
-            timings,
-            desired=desired,
-            current=current,
-        )
-        for name, result in pushed.items():
-            outcome = hosts[name]
-            if result.failed:
-                outcome.ok, outcome.error = False, _error_text(result)
-                outcome.changed = not dry_run
-            else:
-                outcome.changed, outcome.diff, outcome.actions = (
-                    result[0].changed,
-                    result[0].diff or "",
-                    result[0].result,
-                )
-        report = DeployReport(dry_run, hosts, phases=timings)
-        changed = [h for h in report.changed if h in current]
-        if dry_run:
-            report.seconds = time.monotonic() - start
-            return report
-        for name in changed:
-            if hosts[name].ok:
-                write_tree(rendered_dir(source), name, desired[name])
-        if changed:
-            verify_started = time.monotonic()
-            report.verify = verify(nr, plans=node_plans, settle=settle, max_age=max_age, progress=progress)
-            timings["verify"] = time.monotonic() - verify_started
-        broken = [h for h in changed if not hosts[h].ok]
-        if rollback and (broken or (report.verify is not None and not report.verify.ok)):
-            rollback_started = time.monotonic()
-            report.after_rollback = _roll_back(nr, changed, desired, current, hosts, settle, max_age, progress)
-            timings["rollback and re-verify"] = time.monotonic() - rollback_started
-            for name in changed:
-                write_tree(rendered_dir(source), name, current[name])
+    mesh_plan = current_plan(nr)
+    nr.data.dry_run = dry_run
+    hosts = {name: HostOutcome(name) for name in nr.inventory.hosts}
+    timings: dict[str, float] = {}
+    gathered = run_phase(nr, progress, "gather keys and files", gather_node, timings)
+    facts: dict[str, NodeFacts] = {}
+    for name, result in gathered.items():
+        if result.failed:
+            hosts[name] = HostOutcome(name, ok=False, error=f"unreachable or failing: {error_text(result)}")
+        else:
+            facts[name] = result[0].result
+    state = mesh_plan.next_state()
+    for name, fact in facts.items():
+        if fact.public_key:
+            state.public_keys[name] = fact.public_key
+    plan = MeshPlan(mesh_plan.mesh, state)
+    if not dry_run:
+        save_state(state_path(source), state)
+    desired: dict[str, dict[str, str]] = {}
+    node_plans: dict[str, NodePlan] = {}
+    for name in facts:
+        node_plans[name] = with_known_peers(plan.node(name))
+        desired[name] = render_node(node_plans[name], plan.mesh.settings.name)
+    current = {name: fact.files for name, fact in facts.items()}
+    pushed = run_phase(
+        nr.filter(filter_func=lambda h: h.name in desired),
+        progress,
+        "push and apply",
+        _push_planned,
+        timings,
+        desired=desired,
+        current=current,
+    )
+    for name, result in pushed.items():
+        outcome = hosts[name]
+        if result.failed:
+            outcome.ok, outcome.error = False, error_text(result)
+            outcome.changed = not dry_run
+        else:
+            outcome.changed, outcome.diff, outcome.actions = (
+                result[0].changed,
+                result[0].diff or "",
+                result[0].result,
+            )
+    report = DeployReport(dry_run, hosts, phases=timings)
+    changed = [h for h in report.changed if h in current]
+    if dry_run:
         report.seconds = time.monotonic() - start
         return report
+    for name in changed:
+        if hosts[name].ok:
+            write_tree(rendered_dir(source), name, desired[name])
+    if changed:
+        verify_started = time.monotonic()
+        report.verify = verify(nr, plans=node_plans, settle=settle, max_age=max_age, progress=progress)
+        timings["verify"] = time.monotonic() - verify_started
+    broken = [h for h in changed if not hosts[h].ok]
+    if rollback and (broken or (report.verify is not None and not report.verify.ok)):
+        rollback_started = time.monotonic()
+        report.after_rollback = _roll_back(nr, changed, desired, current, hosts, settle, max_age, progress)
+        timings["rollback and re-verify"] = time.monotonic() - rollback_started
+        for name in changed:
+            write_tree(rendered_dir(source), name, current[name])
+    report.seconds = time.monotonic() - start
+    return report
 
 
 def _roll_back(
@@ -251,11 +270,11 @@ def _roll_back(
 ) -> VerifyReport:
     """Put back what the changed hosts had before this run (like an unconfirmed commit), then re-check."""
     back = nr.filter(filter_func=lambda h: h.name in changed)
-    restored = _run(back, progress, "roll back", _push_planned, desired=current, current=desired)
+    restored = run_phase(back, progress, "roll back", _push_planned, desired=current, current=desired)
     for name, result in restored.items():
         hosts[name].rolled_back = not result.failed
         if result.failed:
-            hosts[name].error += f"; rollback failed: {_error_text(result)}"
+            hosts[name].error += f"; rollback failed: {error_text(result)}"
     return verify(nr, files=current, settle=settle, max_age=max_age, progress=progress)
 
 
@@ -272,7 +291,7 @@ def verify(
 
     `files` (node -> rendered files) checks against given files instead of the plan (used after rollback).
     """
-    mesh_plan: MeshPlan = nr.inventory.defaults.data["mesh_plan"]
+    mesh_plan = current_plan(nr)
     if plans is None:
         plans = {name: with_known_peers(mesh_plan.node(name)) for name in nr.inventory.hosts}
     expected = expectations(mesh_plan, plans, files)
@@ -280,7 +299,7 @@ def verify(
     deadline = time.monotonic() + settle
     first = True
     while True:
-        collected = _run(
+        collected = run_phase(
             nr,
             progress if first else None,
             "collect wg/ospf state",
@@ -292,7 +311,7 @@ def verify(
         checks: list[NodeCheck] = []
         for name, result in collected.items():
             if result.failed:
-                checks.append(NodeCheck(name, "host", "reachable", False, _error_text(result)))
+                checks.append(NodeCheck(name, "host", "reachable", False, error_text(result)))
             elif name in expected:
                 checks.extend(evaluate(expected[name], result[0].result, age))
         report = VerifyReport(checks, expected)

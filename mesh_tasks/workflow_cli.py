@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from nornir.core import Nornir
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mesh_tasks.core.verification import VerifyReport
@@ -172,6 +173,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    from mesh_tasks.rotation import RotationError, rotate_key
+
+    reports = []
+    try:
+        with _nornir(args) as nr:
+            for node in args.nodes:  # one node at a time: two neighbours never switch at once
+                report = rotate_key(nr, node, settle=args.settle, progress=_progress(args))
+                reports.append(report)
+                if not report.ok:
+                    break
+    except (RotationError, DeployLocked) as exc:
+        err_console.print(f"[bold red]{escape(str(exc))}[/]")
+        return EXIT_FAILED
+    if args.json:
+        emit_json([r.as_dict() for r in reports])
+    else:
+        for r in reports:
+            steps = ", ".join(f"{k} {v:.2f} s" for k, v in r.steps.items())
+            console.print(f"{r.node}: {r.old_key[:10]}... -> {r.new_key[:10]}... ({steps})")
+            if r.deploy and r.deploy.verify:
+                show_verify(r.deploy.verify, f"verify after rotating {r.node}")
+    return EXIT_OK if reports and all(r.ok for r in reports) else EXIT_FAILED
+
+
 def add_host_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     hosts = argparse.ArgumentParser(add_help=False)
     hosts.add_argument(
@@ -188,6 +214,10 @@ def add_host_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--no-rollback", action="store_true", help="keep the new config even if verify fails")
     p.add_argument("--settle", type=float, default=60.0, help="seconds to wait for handshakes/OSPF (default 60)")
     p.set_defaults(func=cmd_deploy)
+    p = sub.add_parser("rotate-key", parents=[common, hosts], help="new key pair on NODE, in the safe order")
+    p.add_argument("nodes", nargs="+", metavar="NODE")
+    p.add_argument("--settle", type=float, default=60.0, help="seconds to wait for fresh handshakes (default 60)")
+    p.set_defaults(func=cmd_rotate_key)
     p = sub.add_parser("verify", parents=[common, hosts], help="check live handshakes, AllowedIPs, OSPF, routes")
     p.add_argument("--settle", type=float, default=0.0, help="poll up to this many seconds for convergence")
     p.set_defaults(func=cmd_verify)

@@ -179,7 +179,9 @@ class MeshPlan:
         table: dict[str, tuple[str, ...]] = {}
         for peer in self.mesh.nodes:
             if peer == hub:
-                via_hub = (p for dest, ps in self._prefixes.items() if dest != name and dest not in neighbors for p in ps)
+                via_hub = (
+                    p for dest, ps in self._prefixes.items() if dest != name and dest not in neighbors for p in ps
+                )
                 table[peer] = (*self._prefixes[peer], *via_hub)
             elif peer in neighbors:
                 table[peer] = self._prefixes[peer]

@@ -1,0 +1,70 @@
+"""Nornir tasks for key rotation, in the safe order (see mesh_tasks.rotation).
+
+The new private key is made on the node next to the current one (private.key.next, 0600) and never
+leaves it; only public keys travel. Each step is idempotent so an interrupted rotation can be re-run.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from nornir.core.task import Result, Task
+
+from mesh_tasks.core.render import PRIVATE_KEY
+from mesh_tasks.tasks.remote import RemoteError, run
+
+NEXT_KEY = f"{PRIVATE_KEY}.next"
+
+
+def _checked(task: Task, shell: str) -> str:
+    output = run(task, f"{shell}; echo rc=$?")
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    if not lines or lines[-1] != "rc=0":
+        raise RemoteError(" | ".join(lines)[-400:])
+    return "\n".join(lines[:-1])
+
+
+def prepare_next_key(task: Task, create: bool = True) -> Result:
+    """Make (or keep) the node's next key pair. Result: (current public key, next public key or None).
+
+    The current key is untouched, so after an interrupted switch a re-run sees current == new and goes on.
+    """
+    make = f"[ -s {NEXT_KEY} ] || {{ wg genkey > {NEXT_KEY}.tmp && mv {NEXT_KEY}.tmp {NEXT_KEY}; }}; " if create else ""
+    keys = _checked(
+        task,
+        f"umask 077; {make}wg pubkey < {PRIVATE_KEY}; if [ -s {NEXT_KEY} ]; then wg pubkey < {NEXT_KEY}; fi",
+    ).split()
+    return Result(host=task.host, result=(keys[0], keys[1] if len(keys) > 1 else None), changed=create)
+
+
+def announce_key(task: Task, entries: dict[str, list[tuple[str, str, str | None, int | None]]]) -> Result:
+    """On a peer: add the node's new public key as a second peer with no AllowedIPs yet, so the node's
+    first handshake with the new key is accepted the moment it switches (no 5 s retry)."""
+    commands = []
+    for iface, new_key, endpoint, keepalive in entries[task.host.name]:
+        extra = (f" endpoint {shlex.quote(endpoint)}" if endpoint else "") + (
+            f" persistent-keepalive {keepalive}" if keepalive else ""
+        )
+        commands.append(f"wg set {iface} peer {new_key}{extra}")
+    _checked(task, " && ".join(commands))
+    return Result(host=task.host, changed=True)
+
+
+def switch_key(
+    task: Task, interfaces: list[str], moves: dict[str, list[tuple[str, str, str, tuple[str, ...]]]]
+) -> Result:
+    """The switch, run on the node and its peers in the same parallel run so the skew is minimal.
+
+    Node (`interfaces`): the next key becomes the key, on every interface. Peers (`moves`): the node's
+    AllowedIPs move from its old to its new peer entry and the old entry goes, in one `wg set`.
+    """
+    if task.host.name in moves:
+        commands = [
+            f"wg set {iface} peer {old} remove peer {new} allowed-ips {','.join(allowed)}"
+            for iface, old, new, allowed in moves[task.host.name]
+        ]
+    else:
+        sets = "; ".join(f"wg set {i} private-key {PRIVATE_KEY}" for i in interfaces)
+        commands = [f"if [ -s {NEXT_KEY} ]; then mv {NEXT_KEY} {PRIVATE_KEY}; fi", sets or "true"]
+    _checked(task, " && ".join(commands))
+    return Result(host=task.host, changed=True)
