@@ -51,6 +51,12 @@ def _on_hosts(lab: Lab, nodes: list[str], cmd: str) -> dict[str, str]:
     return {n: lab.exec(n, cmd).stdout for n in nodes}
 
 
+@pytest.fixture(scope="class")
+def memo() -> dict[str, object]:
+    """Results handed from one test of a class to the next."""
+    return {}
+
+
 # ---- static full mesh (6 nodes, n6 NATed without endpoint) -------------------------------------------
 
 FULL = ["n1", "n2", "n3", "n4", "n5", "n6"]
@@ -149,28 +155,41 @@ class TestStaticFullMesh:
     @pytest.mark.xfail(strict=True, reason=SLASH_BUG)
     def test_change_to_existing_interfaces_applies_with_any_peer_key(self, full_lab: Lab, full_sot: Path) -> None:
         """A second network on n3: every peer's wg0 gains an AllowedIPs prefix (wg syncconf + route sync).
-        n6's public key contains a '/', so every node that has n6 as a peer trips the route sync."""
+        n6's public key contains a '/', so every node that has n6 as a peer trips the route sync.
+        Only the apply step is asserted here (the verify is HOST_ROUTE_BUG's business)."""
         original = full_sot.read_text()
         grown = yaml.safe_load(original)
         grown["nodes"]["n3"]["networks"].append("10.23.1.0/24")
         full_sot.write_text(yaml.safe_dump(grown, sort_keys=False))
         try:
-            report = run_deploy(full_sot, full_lab.overlay_path)
+            report = run_deploy(full_sot, full_lab.overlay_path, settle=10, rollback=False)
         finally:
             full_sot.write_text(original)
         print(describe(report))
         assert sorted(report.changed) == ["n1", "n2", "n4", "n5", "n6"]
-        assert all(h.actions == ["synced wg0"] for h in report.hosts.values() if h.changed), describe(report)
-        assert report.ok, describe(report)
+        assert all(h.ok and h.actions == ["synced wg0"] for h in report.hosts.values() if h.changed), describe(report)
 
 
 # ---- static hub-and-spoke (hub1, spoke1..3, NATed spoke4) -------------------------------------------
 
 HUB = ["hub1", "spoke1", "spoke2", "spoke3", "spoke4"]
+HOST_ROUTE_BUG = (
+    "BUG: apply.sh sync_routes() deletes every /32 route of a static-mode interface it syncs: it compares "
+    "`ip route show dev wg0` (which prints host routes as '10.255.1.2', without '/32') with the AllowedIPs "
+    "('10.255.1.2/32'), finds no match and deletes the route. After any change to an existing wg0 the node "
+    "cannot reach its peers' transit addresses (verify: 'ping ... silent'), and the rollback (also a sync) "
+    "does the same, so after_rollback fails too"
+)
 UNREACHABLE_BUG = (
-    "BUG: deploy's verify collects status from every host in the run, also the ones whose gather failed; "
-    "the unreachable host's 'host reachable' check fails the verify, so after the whole settle time the "
-    "reachable hosts that deployed fine are rolled back (workflow.deploy passes nr, not the hosts it pushed)"
+    "BUG: deploy verifies every host of the run, also the ones whose gather failed: the unreachable host's "
+    "'host reachable' check, and the other nodes' probes of its transit address (static hub-and-spoke: "
+    "spokes' AllowedIPs via the hub include it although it has no key yet), fail the verify, so after the "
+    "whole settle time the hosts that deployed fine are rolled back"
+)
+FIRST_ROLLBACK_BUG = (
+    "BUG: rolling back a host that had no managed files before the run (a first deploy) fails with "
+    "'apply-error: no staged files': bundle({}) holds only apply.sh, and apply.sh refuses a stage without "
+    "files/, so the new config stays on the host while the report says 'rollback failed'"
 )
 
 
@@ -189,10 +208,57 @@ def hub_sot(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class TestStaticHubAndSpoke:
-    @pytest.mark.xfail(strict=True, reason=UNREACHABLE_BUG)
-    def test_unreachable_host_fails_alone(self, hub_lab: Lab, hub_sot: Path) -> None:
-        hub_lab.sshd_stop("spoke3")
+    def test_deploy_green_and_spokes_reach_each_other_through_the_hub(self, hub_lab: Lab, hub_sot: Path) -> None:
         report = run_deploy(hub_sot, hub_lab.overlay_path)
+        print(describe(report))
+        assert report.ok, describe(report)
+        assert sorted(report.changed) == sorted(HUB)
+        status = run_verify(hub_sot, hub_lab.overlay_path)
+        assert status.ok, failures(status)
+        assert sorted(status.nodes()) == sorted(HUB)
+        broken = ping_matrix(hub_lab, HUB)
+        total = len(HUB) * (len(HUB) - 1)
+        print(f"dataplane: {total - len(broken)}/{total} LAN-to-LAN pings ok (spoke to spoke via hub1)")
+        assert broken == [], broken
+        # spoke-to-spoke really goes through the hub: a spoke's only peer is the hub
+        peers = _on_hosts(hub_lab, ["spoke1", "spoke4"], "wg show wg0 peers")
+        assert all(len(out.split()) == 1 for out in peers.values()), peers
+        assert run_deploy(hub_sot, hub_lab.overlay_path).changed == []
+
+    @pytest.mark.xfail(strict=True, reason=HOST_ROUTE_BUG)
+    def test_change_to_the_hub_keeps_the_mesh_green(self, hub_lab: Lab, hub_sot: Path) -> None:
+        """A second network on spoke2: hub1 and the other spokes sync wg0 (no key has a '/')."""
+        grown = yaml.safe_load(hub_sot.read_text())
+        grown["nodes"]["spoke2"]["networks"].append("10.33.1.0/24")
+        hub_sot.write_text(yaml.safe_dump(grown, sort_keys=False))
+        report = run_deploy(hub_sot, hub_lab.overlay_path, settle=15)
+        print(describe(report))
+        assert "hub1" in report.changed and report.hosts["hub1"].actions == ["synced wg0"]
+        routes = hub_lab.exec("hub1", "ip route show dev wg0").stdout
+        print(routes)
+        assert "10.255.1.2 " in routes  # spoke1's transit /32 still routed
+        assert report.ok, describe(report)
+
+
+@pytest.fixture(scope="class")
+def hub2_lab(lab_factory: LabFactory) -> Iterator[Lab]:
+    lab = lab_factory(MESHES / "static_hub.yaml")
+    for node in HUB:
+        seed_key(lab, node, slash=False)
+    yield lab
+    lab.down()
+
+
+class TestUnreachableHost:
+    @pytest.mark.xfail(strict=True, reason=UNREACHABLE_BUG)
+    def test_unreachable_host_fails_alone(
+        self, hub2_lab: Lab, tmp_path_factory: pytest.TempPathFactory, memo: dict[str, object]
+    ) -> None:
+        lab = hub2_lab
+        memo["sot"] = sot = copy_sot(tmp_path_factory.mktemp("shub2"), "static_hub.yaml")
+        lab.sshd_stop("spoke3")
+        report = run_deploy(sot, lab.overlay_path, settle=20)  # shorter settle: this one waits it out
+        memo["report"] = report
         print(describe(report))
         assert not report.ok  # a host failed
         assert not report.hosts["spoke3"].ok and not report.hosts["spoke3"].changed
@@ -201,56 +267,33 @@ class TestStaticHubAndSpoke:
         assert sorted(report.changed) == sorted(rest)
         for node in rest:  # the rest deployed and stays deployed
             assert report.hosts[node].ok and not report.hosts[node].rolled_back, describe(report)
-        status = run_verify(hub_sot, hub_lab.overlay_path, only=rest)
+        status = run_verify(sot, lab.overlay_path, only=rest)
         assert status.ok, failures(status)
 
-    def test_second_deploy_completes_the_mesh(self, hub_lab: Lab, hub_sot: Path) -> None:
-        hub_lab.sshd_start("spoke3")
-        report = run_deploy(hub_sot, hub_lab.overlay_path)
-        print(describe(report))
-        assert report.ok, describe(report)
-        assert {"hub1", "spoke3"} <= set(report.changed)
-        status = run_verify(hub_sot, hub_lab.overlay_path)
-        assert status.ok, failures(status)
-        assert sorted(status.nodes()) == sorted(HUB)
-
-    def test_hub_and_spoke_green_and_spokes_reach_each_other(self, hub_lab: Lab, hub_sot: Path) -> None:
-        status = run_verify(hub_sot, hub_lab.overlay_path)
-        assert status.ok, failures(status)
-        broken = ping_matrix(hub_lab, HUB)
-        total = len(HUB) * (len(HUB) - 1)
-        print(f"dataplane: {total - len(broken)}/{total} LAN-to-LAN pings ok (spoke to spoke via hub1)")
-        assert broken == [], broken
-        # spoke-to-spoke really goes through the hub: spokes have only the hub as a peer
-        peers = _on_hosts(hub_lab, ["spoke1", "spoke4"], "wg show wg0 peers")
-        assert all(len(out.split()) == 1 for out in peers.values()), peers
-        assert run_deploy(hub_sot, hub_lab.overlay_path).changed == []
-
-    def test_broken_change_fails_verify_and_is_rolled_back(
-        self, hub_lab: Lab, hub_sot: Path, tmp_path: Path
+    @pytest.mark.xfail(strict=True, reason=FIRST_ROLLBACK_BUG)
+    def test_rollback_of_a_first_deploy_removes_the_new_config(
+        self, hub2_lab: Lab, memo: dict[str, object]
     ) -> None:
-        lab, sot = hub_lab, hub_sot
-        # spoke1's endpoint moved to an underlay address nobody has (inside the lab's own underlay /24)
-        nobody = str(ipaddress.ip_interface(f"{lab.underlay('hub1')}/24").network[250])
-        assert nobody not in {lab.underlay(n) for n in HUB}
-        bad = write_overlay(lab, tmp_path / "bad_overlay.yaml", endpoints={"spoke1": nobody})
-        report = run_deploy(sot, bad)
+        report = memo["report"]
+        assert isinstance(report, DeployReport)
+        if report.after_rollback is None:
+            pytest.skip("the previous deploy did not roll back (UNREACHABLE_BUG fixed): nothing to check")
+        assert all(report.hosts[n].rolled_back for n in report.changed), describe(report)
+        left = _on_hosts(hub2_lab, report.changed, "ls /etc/wireguard/*.conf 2>/dev/null; wg show interfaces")
+        assert all(out.strip() == "" for out in left.values()), left
+
+    @pytest.mark.xfail(strict=True, reason="hub1 gains a peer, a wg0 sync: " + HOST_ROUTE_BUG)
+    def test_second_deploy_completes_the_mesh(self, hub2_lab: Lab, memo: dict[str, object]) -> None:
+        sot = memo["sot"]
+        assert isinstance(sot, Path)
+        hub2_lab.sshd_start("spoke3")
+        report = run_deploy(sot, hub2_lab.overlay_path, settle=20)
         print(describe(report))
-        assert not report.ok
-        assert report.changed == ["hub1"]  # the only peer of spoke1
-        assert report.verify is not None and not report.verify.ok
-        assert any(c.node == "hub1" and c.subject == "wg0:spoke1" for c in report.verify.failures)
-        assert report.after_rollback is not None
-        assert report.after_rollback.ok, failures(report.after_rollback)
-        assert report.hosts["hub1"].rolled_back, describe(report)
-        live = lab.exec("hub1", "cat /etc/wireguard/wg0.conf; wg show wg0 endpoints").stdout
-        assert nobody not in live, live
-        res = cli("verify", "--inventory", str(sot), "--overlay", str(lab.overlay_path), "--json", "--settle", "30")
-        assert res.returncode == 0, res.stdout[-3000:]
-        assert json.loads(res.stdout)["ok"] is True
-        assert ping_matrix(lab, HUB) == []
-        again = run_deploy(sot, lab.overlay_path)  # the rolled-back record matches the hosts
-        assert again.ok and again.changed == [], describe(again)
+        assert {"hub1", "spoke3"} <= set(report.changed)
+        assert report.ok, describe(report)
+        status = run_verify(sot, hub2_lab.overlay_path)
+        assert status.ok, failures(status)
+        assert ping_matrix(hub2_lab, HUB) == []
 
 
 # ---- OSPF: two hubs (cost 10 / 100), shortcut spoke1-spoke2, BFD; spoke7 added later --------------------
@@ -269,11 +312,6 @@ def ospf_lab(lab_factory: LabFactory) -> Iterator[Lab]:
 @pytest.fixture(scope="class")
 def ospf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ohub")
-
-
-@pytest.fixture(scope="class")
-def memo() -> dict[str, object]:
-    return {}
 
 
 class TestOspfTwoHubs:
@@ -336,3 +374,27 @@ class TestOspfTwoHubs:
         report = memo.get("report")
         assert isinstance(report, DeployReport)
         assert sorted(report.changed) == ["hub1", "hub2", "spoke7"], describe(report)
+
+    def test_broken_change_fails_verify_and_is_rolled_back(self, ospf_lab: Lab, ospf_dir: Path) -> None:
+        lab, sot = ospf_lab, ospf_dir / "mesh.yaml"
+        # spoke4's endpoint moved to an underlay address nobody has (inside the lab's own underlay /24)
+        nobody = str(ipaddress.ip_interface(f"{lab.underlay('hub1')}/24").network[250])
+        assert nobody not in {lab.underlay(n) for n in OSPF_ALL}
+        bad = write_overlay(lab, ospf_dir / "overlay_bad.yaml", endpoints={"spoke4": nobody})
+        report = run_deploy(sot, bad, settle=20)  # it cannot converge: a shorter settle
+        print(describe(report))
+        assert not report.ok
+        assert sorted(report.changed) == ["hub1", "hub2"]  # spoke4's peers
+        assert report.verify is not None and not report.verify.ok
+        assert any("spoke4" in c.subject for c in report.verify.failures)
+        assert report.after_rollback is not None
+        assert report.after_rollback.ok, failures(report.after_rollback)
+        assert all(report.hosts[n].rolled_back for n in report.changed), describe(report)
+        live = _on_hosts(lab, ["hub1", "hub2"], "cat /etc/wireguard/*.conf; wg show all endpoints")
+        assert all(nobody not in out for out in live.values()), live
+        res = cli("verify", "--inventory", str(sot), "--overlay", str(lab.overlay_path), "--json", "--settle", "30")
+        assert res.returncode == 0, res.stdout[-3000:]
+        assert json.loads(res.stdout)["ok"] is True
+        assert ping_matrix(lab, OSPF_ALL) == []
+        again = run_deploy(sot, lab.overlay_path)  # the rolled-back record matches the hosts
+        assert again.ok and again.changed == [], describe(again)
