@@ -30,11 +30,12 @@ interface_section() { sed -n '/^\[Interface\]/,/^\[Peer\]/p' "$1" 2>/dev/null; }
 # Static mode: AllowedIPs is the routing table; keep the kernel routes of the interface equal to it.
 sync_routes() {  # iface
 	grep -q '^Table = off' "$WG/$1.conf" && return 0
-	want=$(wg show "$1" allowed-ips | tr '\t ' '\n\n' | grep / | sort -u)
+	want=$(wg show "$1" allowed-ips | cut -f2 | tr ' ' '\n' | grep / | sort -u)  # field 1 is a key (has '/')
 	for p in $want; do ip route replace "$p" dev "$1" || fail "route $p dev $1"; done
 	for fam in -4 -6; do
 		ip $fam route show dev "$1" | awk '$0 !~ /proto kernel/ {print $1}' | while read -r p; do
-			echo "$want" | grep -qxF "$p" || ip $fam route del "$p" dev "$1"
+			# `ip route` prints host routes without /32 or /128: compare in that form
+			echo "$want" | sed 's#/32$##; s#/128$##' | grep -qxF "$p" || ip $fam route del "$p" dev "$1"
 		done
 	done
 }
