@@ -60,8 +60,8 @@ def memo() -> dict[str, object]:
 # ---- static full mesh (6 nodes, n6 NATed without endpoint) -------------------------------------------
 
 FULL = ["n1", "n2", "n3", "n4", "n5", "n6"]
-SLASH_BUG = (
-    "BUG: apply.sh sync_routes() reads `wg show IFACE allowed-ips` with `tr '\\t ' '\\n\\n' | grep /`, so a "
+SLASH_BUG = (  # found by this file; fixed in apply.sh (cut -f2): kept as a regression test
+    "apply.sh sync_routes() reads `wg show IFACE allowed-ips` with `tr '\\t ' '\\n\\n' | grep /`, so a "
     "peer public key containing '/' (base64: about half of all keys) is taken for a prefix: `ip route replace "
     "<key> dev wg0` fails and every static-mode change to an existing wg0 (the 'synced' path), and its "
     "rollback, fail with 'any valid prefix is expected'"
@@ -152,11 +152,10 @@ class TestStaticFullMesh:
         assert {n: wg_links(lab, n) for n in FULL} == before  # no interface re-created
         assert _on_hosts(lab, FULL, "md5sum /etc/wireguard/private.key") == keys
 
-    @pytest.mark.xfail(strict=True, reason=SLASH_BUG)
     def test_change_to_existing_interfaces_applies_with_any_peer_key(self, full_lab: Lab, full_sot: Path) -> None:
         """A second network on n3: every peer's wg0 gains an AllowedIPs prefix (wg syncconf + route sync).
         n6's public key contains a '/', so every node that has n6 as a peer trips the route sync.
-        Only the apply step is asserted here (the verify is HOST_ROUTE_BUG's business)."""
+        Regression test for SLASH_BUG. Only the apply step is asserted (the verify is HOST_ROUTE_BUG's)."""
         original = full_sot.read_text()
         grown = yaml.safe_load(original)
         grown["nodes"]["n3"]["networks"].append("10.23.1.0/24")
@@ -173,8 +172,8 @@ class TestStaticFullMesh:
 # ---- static hub-and-spoke (hub1, spoke1..3, NATed spoke4) -------------------------------------------
 
 HUB = ["hub1", "spoke1", "spoke2", "spoke3", "spoke4"]
-HOST_ROUTE_BUG = (
-    "BUG: apply.sh sync_routes() deletes every /32 route of a static-mode interface it syncs: it compares "
+HOST_ROUTE_BUG = (  # found by this file (and the rotation tests); fixed in c84fc56: a regression test now
+    "apply.sh sync_routes() deletes every /32 route of a static-mode interface it syncs: it compares "
     "`ip route show dev wg0` (which prints host routes as '10.255.1.2', without '/32') with the AllowedIPs "
     "('10.255.1.2/32'), finds no match and deletes the route. After any change to an existing wg0 the node "
     "cannot reach its peers' transit addresses (verify: 'ping ... silent'), and the rollback (also a sync) "
@@ -225,9 +224,9 @@ class TestStaticHubAndSpoke:
         assert all(len(out.split()) == 1 for out in peers.values()), peers
         assert run_deploy(hub_sot, hub_lab.overlay_path).changed == []
 
-    @pytest.mark.xfail(strict=True, reason=HOST_ROUTE_BUG)
     def test_change_to_the_hub_keeps_the_mesh_green(self, hub_lab: Lab, hub_sot: Path) -> None:
-        """A second network on spoke2: hub1 and the other spokes sync wg0 (no key has a '/')."""
+        """A second network on spoke2: hub1 and the other spokes sync wg0 (no key has a '/').
+        Regression test for HOST_ROUTE_BUG."""
         grown = yaml.safe_load(hub_sot.read_text())
         grown["nodes"]["spoke2"]["networks"].append("10.33.1.0/24")
         hub_sot.write_text(yaml.safe_dump(grown, sort_keys=False))
@@ -282,7 +281,6 @@ class TestUnreachableHost:
         left = _on_hosts(hub2_lab, report.changed, "ls /etc/wireguard/*.conf 2>/dev/null; wg show interfaces")
         assert all(out.strip() == "" for out in left.values()), left
 
-    @pytest.mark.xfail(strict=True, reason="hub1 gains a peer, a wg0 sync: " + HOST_ROUTE_BUG)
     def test_second_deploy_completes_the_mesh(self, hub2_lab: Lab, memo: dict[str, object]) -> None:
         sot = memo["sot"]
         assert isinstance(sot, Path)
