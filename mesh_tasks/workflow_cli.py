@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mesh_tasks.core.verification import VerifyReport
 from mesh_tasks.report import console, emit_json, err_console, ok_mark, simple_table
+from mesh_tasks.where_cli import add_where_command
 from mesh_tasks.workflow import DeployLocked, DeployReport, deploy, limit, open_nornir, verify
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -218,6 +219,7 @@ def add_host_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("nodes", nargs="+", metavar="NODE")
     p.add_argument("--settle", type=float, default=60.0, help="seconds to wait for fresh handshakes (default 60)")
     p.set_defaults(func=cmd_rotate_key)
+    add_where_command(sub, common)
     p = sub.add_parser("verify", parents=[common, hosts], help="check live handshakes, AllowedIPs, OSPF, routes")
     p.add_argument("--settle", type=float, default=0.0, help="poll up to this many seconds for convergence")
     p.set_defaults(func=cmd_verify)

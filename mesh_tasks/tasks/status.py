@@ -7,8 +7,24 @@ from collections.abc import Iterable
 from nornir.core.task import Result, Task
 
 from mesh_tasks.core.verification import LiveInterface, LivePeer, LiveState
-from mesh_tasks.host.commands import BFD_PEERS, IP_ROUTES, OSPF_NEIGHBORS, WG_DUMP, HostCommand, Section
-from mesh_tasks.host.parsers import parse_bfd_peers, parse_ospf_neighbors, parse_routes, parse_wg_dump
+from mesh_tasks.host.commands import (
+    BFD_PEERS,
+    IP_ROUTES,
+    OSPF_NEIGHBORS,
+    WG_ALLOWED_IPS,
+    WG_DUMP,
+    HostCommand,
+    Section,
+    route_get,
+)
+from mesh_tasks.host.parsers import (
+    parse_allowed_ips,
+    parse_bfd_peers,
+    parse_ospf_neighbors,
+    parse_route_get,
+    parse_routes,
+    parse_wg_dump,
+)
 from mesh_tasks.tasks.remote import RemoteError, run_batch
 
 NOW = HostCommand("now", "date +%s")
@@ -74,3 +90,15 @@ def live_state(sections: dict[str, Section], routed: bool) -> LiveState:
     )
     probes = {address: answer == "ok" for address, answer in answers.items()}
     return LiveState(int(_text(sections, "now").strip()), interfaces, ospf_full, bfd_up, routes, probes)
+
+
+def collect_route(task: Task, address: str) -> Result:
+    """`ip route get ADDRESS` and every WireGuard peer's AllowedIPs, in one round trip (for `where`)."""
+    sections = run_batch(task, [route_get(address), WG_ALLOWED_IPS])
+    return Result(
+        host=task.host,
+        result=(
+            parse_route_get(sections[f"route_get:{address}"].text),
+            parse_allowed_ips(_text(sections, "wg_allowed_ips")),
+        ),
+    )
