@@ -323,7 +323,7 @@ class TestOspfTwoHubs:
         status = run_verify(sot, overlay)
         assert status.ok, failures(status)
         checks = status.checks
-        tunnels = 2 * 6 + 1  # each spoke to both hubs, plus the shortcut
+        tunnels = 1 + 2 * 6 + 1  # hub1-hub2, each spoke to both hubs, the spoke1-spoke2 shortcut
         assert sum(c.check == "ospf" and c.ok for c in checks) == 2 * tunnels  # Full on both ends
         assert sum(c.check == "bfd" and c.ok for c in checks) == 2 * tunnels
         assert sum(c.check == "route" and c.ok for c in checks) == len(OSPF_FIRST) * (len(OSPF_FIRST) - 1)
