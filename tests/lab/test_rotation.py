@@ -7,47 +7,19 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from small_meshes import run_cli, three_node_mesh
 
 from mesh_tasks.core.state import load_state, state_path
 from mesh_tasks.lab.lab import Lab
 from mesh_tasks.workflow import deploy, open_nornir
 
 pytestmark = pytest.mark.lab
-
-
-def _mesh(routing: str) -> dict[str, Any]:
-    return {
-        "mesh": {
-            "name": f"rot-{routing}",
-            "routing": routing,
-            "topology": "hub-and-spoke",
-            "keepalive": 5,
-            "ospf": {"hello_interval": 1, "dead_interval": 4},
-            "bfd": {"enabled": False},
-        },
-        "nodes": {
-            "hub1": {
-                "role": "hub",
-                "management": "203.0.113.1",
-                "endpoint": "203.0.113.1",
-                "networks": ["10.31.0.0/24"],
-            },
-            "spoke1": {"management": "203.0.113.11", "endpoint": "203.0.113.11", "networks": ["10.41.0.0/24"]},
-            "spoke2": {"management": "203.0.113.12", "endpoint": None, "nat": True, "networks": ["10.42.0.0/24"]},
-        },
-    }
-
-
-def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mesh_tasks", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def _lost(ping_output: str) -> tuple[int, int]:
@@ -65,7 +37,7 @@ def _peer_keys(lab: Lab) -> dict[str, str]:
 @pytest.mark.parametrize("routing", ["ospf", "static"])
 def test_rotation_in_the_safe_order_loses_nothing(routing: str, lab_factory: Any, tmp_path: Path) -> None:
     sot = tmp_path / "mesh.yaml"
-    sot.write_text(yaml.safe_dump(_mesh(routing), sort_keys=False))
+    sot.write_text(yaml.safe_dump(three_node_mesh(routing), sort_keys=False))
     lab = lab_factory(sot)
     with open_nornir(sot, lab.overlay_path) as nr:
         first = deploy(nr)
@@ -76,7 +48,7 @@ def test_rotation_in_the_safe_order_loses_nothing(routing: str, lab_factory: Any
     ping = lab.spawn("spoke1", "ping -q -i 0.01 -w 20 -I 10.41.0.1 10.31.0.1")
     time.sleep(2)
     started = time.monotonic()
-    rotated = _cli("rotate-key", "hub1", "--inventory", str(sot), "--overlay", str(lab.overlay_path), "--json")
+    rotated = run_cli("rotate-key", "hub1", "--inventory", str(sot), "--overlay", str(lab.overlay_path), "--json")
     took = time.monotonic() - started
     out, _ = ping.communicate(timeout=60)
     assert rotated.returncode == 0, rotated.stdout + rotated.stderr
@@ -97,14 +69,14 @@ def test_rotation_in_the_safe_order_loses_nothing(routing: str, lab_factory: Any
     assert report["deploy"]["verify"]["ok"]
     assert lost == 0
 
-    again = _cli("verify", "--inventory", str(sot), "--overlay", str(lab.overlay_path), "--json", "--settle", "10")
+    again = run_cli("verify", "--inventory", str(sot), "--overlay", str(lab.overlay_path), "--json", "--settle", "10")
     assert again.returncode == 0, again.stdout[-2000:]
 
 
 def test_interrupted_rotation_resumes(lab_factory: Any, tmp_path: Path) -> None:
     """Kill the switch half-way (state says 'announced'): running the command again completes it."""
     sot = tmp_path / "mesh.yaml"
-    sot.write_text(yaml.safe_dump(_mesh("static"), sort_keys=False))
+    sot.write_text(yaml.safe_dump(three_node_mesh("static"), sort_keys=False))
     lab = lab_factory(sot)
     with open_nornir(sot, lab.overlay_path) as nr:
         assert deploy(nr).ok
@@ -122,7 +94,7 @@ def test_interrupted_rotation_resumes(lab_factory: Any, tmp_path: Path) -> None:
         "mv /etc/wireguard/private.key.next /etc/wireguard/private.key && "
         "wg set wg0 private-key /etc/wireguard/private.key",
     )
-    resumed = _cli("rotate-key", "spoke1", "--inventory", str(sot), "--overlay", str(lab.overlay_path), "--json")
+    resumed = run_cli("rotate-key", "spoke1", "--inventory", str(sot), "--overlay", str(lab.overlay_path), "--json")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     [report] = json.loads(resumed.stdout)
     assert report["new_public_key"] == new
