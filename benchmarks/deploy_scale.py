@@ -1,0 +1,158 @@
+"""deploy -> verified, verify-only and no-op redeploy on labs of 6, 12 and 24 real hosts, parallel vs one
+worker in the same run (issue 4's acceptance figures).
+
+    sudo .venv/bin/python benchmarks/deploy_scale.py                  # 6, 12, 24 hosts, routed (OSPF + BFD)
+    sudo .venv/bin/python benchmarks/deploy_scale.py --sizes 24 --routing static
+
+Each size gets a fresh lab per worker setting (a first deploy must start from bare hosts): two hubs,
+the rest spokes, one spoke NATed. "deploy -> verified" is the whole `deploy` (gather, render, push/apply,
+then verify polling until every check is green: OSPF/BFD convergence is part of it). The lab is torn down
+after each case, also on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mesh_tasks.lab.lab import Lab
+from mesh_tasks.lab.spec import synthetic_spec
+from mesh_tasks.workflow import deploy, open_nornir, verify
+
+TARGETS = "at 24 nodes: parallel >= 5x faster than one worker; no-op redeploy <= half the first deploy; verify <= 10 s"
+
+
+def mesh_for(hosts: int, routing: str) -> dict[str, Any]:
+    """The SoT of synthetic_spec(hosts): same names, networks and NAT; placeholder SSH targets/endpoints."""
+    spec = synthetic_spec(hosts)
+    nodes: dict[str, Any] = {}
+    for i, node in enumerate(spec.nodes):
+        nodes[node.name] = {
+            "role": node.role,
+            "management": f"203.0.113.{i + 1}",
+            "endpoint": None if node.nat else f"203.0.113.{i + 1}",
+            "nat": node.nat,
+            "networks": [str(n) for n in node.networks],
+            **({"ospf_cost": 10 if node.name == "hub1" else 100} if node.role == "hub" else {}),
+        }
+    return {
+        "mesh": {
+            "name": f"bench{hosts}",
+            "routing": routing,
+            "topology": "hub-and-spoke",
+            "ospf": {"hello_interval": 1, "dead_interval": 4},
+            "bfd": {"enabled": True, "interval_ms": 100, "multiplier": 3},
+        },
+        "nodes": nodes,
+    }
+
+
+@dataclass
+class Case:
+    hosts: int
+    workers: int
+    deploy_s: float
+    phases: dict[str, float]
+    verify_s: float
+    noop_s: float
+    noop_changed: int
+    ok: bool
+
+
+def run_case(hosts: int, workers: int, routing: str) -> Case:
+    with tempfile.TemporaryDirectory(prefix="deploy_scale-") as tmp:
+        sot = Path(tmp) / "mesh.yaml"
+        sot.write_text(yaml.safe_dump(mesh_for(hosts, routing), sort_keys=False))
+        lab = Lab.up(synthetic_spec(hosts), Path(tmp) / "lab", address_range="auto")
+        try:
+            with open_nornir(sot, lab.overlay_path, workers=workers) as nr:
+                started = time.monotonic()
+                first = deploy(nr, settle=120)
+                deploy_s = time.monotonic() - started
+                started = time.monotonic()
+                checked = verify(nr)
+                verify_s = time.monotonic() - started
+                started = time.monotonic()
+                again = deploy(nr)
+                noop_s = time.monotonic() - started
+            ok = first.ok and checked.ok and again.ok
+            phases = {k: round(v, 2) for k, v in first.phases.items()}
+            return Case(hosts, workers, deploy_s, phases, verify_s, noop_s, len(again.changed), ok)
+        finally:
+            lab.down()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[6, 12, 24])
+    parser.add_argument("--routing", choices=["ospf", "static"], default="ospf")
+    parser.add_argument("--parallel-workers", type=int, default=32)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("deploy_scale: run as root (the lab needs namespaces)", file=sys.stderr)
+        return 2
+    cases: list[Case] = []
+    for hosts in args.sizes:
+        for workers in (args.parallel_workers, 1):
+            case = run_case(hosts, workers, args.routing)
+            cases.append(case)
+            print(
+                f"  {hosts} hosts, {workers} worker(s): deploy->verified {case.deploy_s:.1f} s {case.phases}, "
+                f"verify {case.verify_s:.1f} s, no-op {case.noop_s:.1f} s (changed={case.noop_changed}), "
+                f"ok={case.ok}",
+                file=sys.stderr,
+                flush=True,
+            )
+    if args.json:
+        print(json.dumps([asdict(c) for c in cases], indent=1))
+        return 0
+    print(
+        f"\n{'hosts':>5} {'workers':>7} {'deploy->verified s':>18} {'gather s':>8} {'push s':>7} "
+        f"{'verify(in deploy) s':>19} {'verify-only s':>13} {'no-op s':>7} {'no-op/first':>11} {'ok':>3}"
+    )
+    for c in cases:
+        print(
+            f"{c.hosts:>5} {c.workers:>7} {c.deploy_s:>18.1f} {c.phases.get('gather keys and files', 0):>8.1f} "
+            f"{c.phases.get('push and apply', 0):>7.1f} {c.phases.get('verify', 0):>19.1f} {c.verify_s:>13.1f} "
+            f"{c.noop_s:>7.1f} {c.noop_s / c.deploy_s:>11.2f} {'yes' if c.ok else 'NO':>3}"
+        )
+    print("\nparallel vs one worker (same size, same run):")
+    for hosts in args.sizes:
+        par = next(c for c in cases if c.hosts == hosts and c.workers != 1)
+        one = next(c for c in cases if c.hosts == hosts and c.workers == 1)
+        push_par = par.phases.get("gather keys and files", 0) + par.phases.get("push and apply", 0)
+        push_one = one.phases.get("gather keys and files", 0) + one.phases.get("push and apply", 0)
+        print(
+            f"  {hosts:>2} hosts: deploy->verified {one.deploy_s / par.deploy_s:.1f}x, "
+            f"gather+push {push_one / max(push_par, 1e-9):.1f}x, verify-only {one.verify_s / par.verify_s:.1f}x"
+        )
+    print(f"\ntargets ({TARGETS})")
+    if 24 in args.sizes:
+        par = next(c for c in cases if c.hosts == 24 and c.workers != 1)
+        one = next(c for c in cases if c.hosts == 24 and c.workers == 1)
+        print(
+            f"  parallel {one.deploy_s / par.deploy_s:.1f}x faster: {'PASS' if one.deploy_s >= 5 * par.deploy_s else 'MISS'}"
+        )
+        print(
+            f"  no-op {par.noop_s:.1f} s vs first {par.deploy_s:.1f} s: {'PASS' if par.noop_s <= par.deploy_s / 2 else 'MISS'}"
+        )
+        print(f"  verify {par.verify_s:.1f} s: {'PASS' if par.verify_s <= 10 else 'MISS'}")
+    print(
+        f"\nreproduce: sudo .venv/bin/python benchmarks/deploy_scale.py --sizes {' '.join(map(str, args.sizes))} "
+        f"--routing {args.routing}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
