@@ -245,7 +245,15 @@ def deploy_locked(
             write_tree(rendered_dir(source), name, desired[name])
     if changed:
         verify_started = time.monotonic()
-        report.verify = verify(nr, plans=node_plans, settle=settle, max_age=max_age, progress=progress)
+        failed = frozenset(nr.inventory.hosts) - facts.keys()
+        report.verify = verify(
+            nr.filter(filter_func=lambda h: h.name in facts),
+            plans=node_plans,
+            settle=settle,
+            max_age=max_age,
+            progress=progress,
+            ignore=failed,
+        )
         timings["verify"] = time.monotonic() - verify_started
     broken = [h for h in changed if not hosts[h].ok]
     if rollback and (broken or (report.verify is not None and not report.verify.ok)):
@@ -278,6 +286,15 @@ def _roll_back(
     return verify(nr, files=current, settle=settle, max_age=max_age, progress=progress)
 
 
+def involves(check: NodeCheck, nodes: frozenset[str], plan: MeshPlan) -> bool:
+    """Whether a check is about a link to, or a route towards, one of `nodes`."""
+    if not nodes:
+        return False
+    if ":" in check.subject and check.subject.split(":", 1)[1] in nodes:
+        return True
+    return any(check.subject in map(str, plan.mesh.nodes[n].networks) for n in nodes if n in plan.mesh.nodes)
+
+
 def verify(
     nr: Nornir,
     *,
@@ -286,10 +303,13 @@ def verify(
     settle: float = 0.0,
     max_age: int | None = None,
     progress: Progress | None = None,
+    ignore: frozenset[str] = frozenset(),
 ) -> VerifyReport:
     """Collect live state in parallel and compare it with the plan; poll up to `settle` s for convergence.
 
     `files` (node -> rendered files) checks against given files instead of the plan (used after rollback).
+    `ignore`: nodes already reported as failed (unreachable): links and routes towards them are left out,
+    so one dead host does not fail, and roll back, everyone else's deploy.
     """
     mesh_plan = current_plan(nr)
     if plans is None:
@@ -314,7 +334,7 @@ def verify(
                 checks.append(NodeCheck(name, "host", "reachable", False, error_text(result)))
             elif name in expected:
                 checks.extend(evaluate(expected[name], result[0].result, age))
-        report = VerifyReport(checks, expected)
+        report = VerifyReport([c for c in checks if not involves(c, ignore, mesh_plan)], expected)
         if report.ok or time.monotonic() >= deadline:
             return report
         time.sleep(1.0)

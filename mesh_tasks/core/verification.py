@@ -153,8 +153,9 @@ def _frr_interfaces(frr_conf: str) -> tuple[tuple[str, ...], bool]:
     return tuple(active), " ip ospf bfd" in frr_conf
 
 
-def _probes(interfaces: dict[str, PlannedInterface], transit: ipaddress.IPv4Network) -> dict[str, str]:
-    """The far end of each tunnel: its /31 partner (routed) or the peer's transit /32 (static)."""
+def _probes(interfaces: dict[str, PlannedInterface], addresses: dict[str, str]) -> dict[str, str]:
+    """The far end of each tunnel: its /31 partner (routed) or the peer's own transit address (static;
+    not the other nodes behind a hub, whose own tunnels are checked on their own)."""
     out: dict[str, str] = {}
     for iface in interfaces.values():
         for peer in iface.peers.values():
@@ -162,11 +163,8 @@ def _probes(interfaces: dict[str, PlannedInterface], transit: ipaddress.IPv4Netw
             if iface.routed:
                 local = ipaddress.IPv4Interface(iface.address)
                 out.update((str(a), subject) for a in local.network if a != local.ip)
-            else:
-                for prefix in sorted(peer.allowed_ips):
-                    net = ipaddress.ip_network(prefix)
-                    if net.prefixlen == 32 and isinstance(net, ipaddress.IPv4Network) and net.subnet_of(transit):
-                        out[str(net.network_address)] = subject
+            elif f"{addresses.get(peer.name)}/32" in peer.allowed_ips:
+                out[addresses[peer.name]] = subject
     return out
 
 
@@ -189,7 +187,7 @@ def expectations(
             interfaces=interfaces,
             ospf_interfaces=tuple(i for i in ospf_ifaces if i in interfaces),
             bfd=bfd,
-            probes=_probes(interfaces, mesh_plan.mesh.settings.transit_pool),
+            probes=_probes(interfaces, {n: str(a) for n, a in mesh_plan.allocations.addresses.items()}),
             routes=routes_by_node.get(name, {}),
         )
     return out

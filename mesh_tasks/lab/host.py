@@ -32,7 +32,8 @@ def write_host_dir(host_dir: Path, name: str, management: str, authorized_keys: 
                 "Port 22",
                 f"HostKey {host_dir / 'ssh_host_ed25519_key'}",
                 "PidFile /run/sshd.pid",
-                f"AuthorizedKeysFile {host_dir / 'authorized_keys'}",
+                # root's key lives in the lab; other logins (a sudo user) use their own ~/.ssh
+                f"AuthorizedKeysFile {host_dir / 'authorized_keys'} .ssh/authorized_keys",
                 "PermitRootLogin prohibit-password",
                 "PubkeyAuthentication yes",
                 "PasswordAuthentication no",

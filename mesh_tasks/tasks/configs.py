@@ -111,6 +111,9 @@ def bundle(files: dict[str, str]) -> bytes:
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         script = package_files("mesh_tasks.host").joinpath("apply.sh").read_bytes()
         entries = {"apply.sh": script, **{f"files{p}": t.encode() for p, t in sorted(files.items())}}
+        stage = tarfile.TarInfo("files")  # always there: an empty set means "remove every managed interface"
+        stage.type, stage.mode, stage.mtime = tarfile.DIRTYPE, 0o700, int(time.time())
+        tar.addfile(stage)
         for name, data in entries.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())

@@ -40,7 +40,8 @@ from deploy_helpers import (
 )
 
 from mesh_tasks.lab.lab import Lab
-from mesh_tasks.workflow import DeployReport, deploy_lock
+from mesh_tasks.tasks.configs import gather_node, push_configs
+from mesh_tasks.workflow import DeployReport, deploy_lock, open_nornir
 
 pytestmark = pytest.mark.lab
 
@@ -90,8 +91,9 @@ class TestStaticFullMesh:
             assert f"--- {node}:/etc/wireguard/wg0.conf" in res.stdout
             assert f"+++ {node}:/etc/wireguard/wg0.conf" in res.stdout
         assert "@@ " in res.stdout and "+[Interface]" in res.stdout
-        data = json.loads(cli("deploy", "--inventory", str(sot), "--overlay", str(lab.overlay_path),
-                              "--dry-run", "--json").stdout)
+        data = json.loads(
+            cli("deploy", "--inventory", str(sot), "--overlay", str(lab.overlay_path), "--dry-run", "--json").stdout
+        )
         assert data["dry_run"] is True and data["verify"] is None
         for node in FULL:
             diff = data["hosts"][node]["diff"]
@@ -179,17 +181,6 @@ HOST_ROUTE_BUG = (  # found by this file (and the rotation tests); fixed in c84f
     "cannot reach its peers' transit addresses (verify: 'ping ... silent'), and the rollback (also a sync) "
     "does the same, so after_rollback fails too"
 )
-UNREACHABLE_BUG = (
-    "BUG: deploy verifies every host of the run, also the ones whose gather failed: the unreachable host's "
-    "'host reachable' check, and the other nodes' probes of its transit address (static hub-and-spoke: "
-    "spokes' AllowedIPs via the hub include it although it has no key yet), fail the verify, so after the "
-    "whole settle time the hosts that deployed fine are rolled back"
-)
-FIRST_ROLLBACK_BUG = (
-    "BUG: rolling back a host that had no managed files before the run (a first deploy) fails with "
-    "'apply-error: no staged files': bundle({}) holds only apply.sh, and apply.sh refuses a stage without "
-    "files/, so the new config stays on the host while the report says 'rollback failed'"
-)
 
 
 @pytest.fixture(scope="class")
@@ -249,7 +240,6 @@ def hub2_lab(lab_factory: LabFactory) -> Iterator[Lab]:
 
 
 class TestUnreachableHost:
-    @pytest.mark.xfail(strict=True, reason=UNREACHABLE_BUG)
     def test_unreachable_host_fails_alone(
         self, hub2_lab: Lab, tmp_path_factory: pytest.TempPathFactory, memo: dict[str, object]
     ) -> None:
@@ -269,18 +259,6 @@ class TestUnreachableHost:
         status = run_verify(sot, lab.overlay_path, only=rest)
         assert status.ok, failures(status)
 
-    @pytest.mark.xfail(strict=True, reason=FIRST_ROLLBACK_BUG)
-    def test_rollback_of_a_first_deploy_removes_the_new_config(
-        self, hub2_lab: Lab, memo: dict[str, object]
-    ) -> None:
-        report = memo["report"]
-        assert isinstance(report, DeployReport)
-        if report.after_rollback is None:
-            pytest.skip("the previous deploy did not roll back (UNREACHABLE_BUG fixed): nothing to check")
-        assert all(report.hosts[n].rolled_back for n in report.changed), describe(report)
-        left = _on_hosts(hub2_lab, report.changed, "ls /etc/wireguard/*.conf 2>/dev/null; wg show interfaces")
-        assert all(out.strip() == "" for out in left.values()), left
-
     def test_second_deploy_completes_the_mesh(self, hub2_lab: Lab, memo: dict[str, object]) -> None:
         sot = memo["sot"]
         assert isinstance(sot, Path)
@@ -292,6 +270,20 @@ class TestUnreachableHost:
         status = run_verify(sot, hub2_lab.overlay_path)
         assert status.ok, failures(status)
         assert ping_matrix(hub2_lab, HUB) == []
+
+    def test_rollback_to_nothing_removes_the_managed_config(self, hub2_lab: Lab, memo: dict[str, object]) -> None:
+        """What rolling back a host's FIRST deploy does: push its previous (empty) managed set.
+        Regression test: an empty bundle once had no files/ and apply.sh refused it."""
+        sot = memo["sot"]
+        assert isinstance(sot, Path)
+        with open_nornir(sot, hub2_lab.overlay_path) as nr:
+            one = nr.filter(name="spoke3")
+            current = one.run(task=gather_node)["spoke3"][0].result.files
+            assert current, "spoke3 should have managed files before the rollback"
+            result = one.run(task=push_configs, files={}, current=current)["spoke3"]
+        assert not result.failed, result[0].exception
+        left = _on_hosts(hub2_lab, ["spoke3"], "ls /etc/wireguard/*.conf 2>/dev/null; wg show interfaces")
+        assert left["spoke3"].strip() == "", left
 
 
 # ---- OSPF: two hubs (cost 10 / 100), shortcut spoke1-spoke2, BFD; spoke7 added later --------------------
@@ -336,8 +328,14 @@ class TestOspfTwoHubs:
         assert broken == [], broken
 
     def test_cli_dry_run_after_deploy_changes_nothing(self, ospf_lab: Lab, ospf_dir: Path) -> None:
-        res = cli("deploy", "--inventory", str(ospf_dir / "mesh.yaml"),
-                  "--overlay", str(ospf_dir / "overlay_first.yaml"), "--dry-run")
+        res = cli(
+            "deploy",
+            "--inventory",
+            str(ospf_dir / "mesh.yaml"),
+            "--overlay",
+            str(ospf_dir / "overlay_first.yaml"),
+            "--dry-run",
+        )
         print(res.stdout[-800:])
         assert res.returncode == 0, res.stdout + res.stderr
         assert "changed=0" in res.stdout
@@ -357,8 +355,10 @@ class TestOspfTwoHubs:
         memo["report"] = report
         sent, received, missing = lost_packets(out)
         print(describe(report))
-        print(f"ping spoke1 -> spoke3 every 10 ms during the deploy: {sent} sent, {received} received, "
-              f"{len(missing)} lost {missing[:20]}")
+        print(
+            f"ping spoke1 -> spoke3 every 10 ms during the deploy: {sent} sent, {received} received, "
+            f"{len(missing)} lost {missing[:20]}"
+        )
         assert sent > 100
         assert report.ok, describe(report)
         assert "spoke7" in report.changed
