@@ -13,7 +13,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 PACKAGES=(wireguard-tools wireguard-go frr frr-pythontools openssh-server openssh-client nftables iproute2
-          iputils-ping procps)
+          iputils-ping procps sudo)
 
 say() { printf 'setup: %s\n' "$*"; }
 

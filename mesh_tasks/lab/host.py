@@ -84,6 +84,10 @@ def boot_script(host_dir: Path, name: str) -> str:
             "chown frr:frr /run/frr",
             f"mount --bind {d}/etc-frr /etc/frr",
             f"mount --bind {d}/etc-wireguard /etc/wireguard",
+            # Its own /etc/hosts naming itself, as a real server has: sudo resolves the hostname and
+            # would otherwise wait for a DNS timeout on every call.
+            f"printf '127.0.0.1 localhost\\n127.0.1.1 %s\\n' {shlex.quote(name)} > {d}/hosts",
+            f"mount --bind {d}/hosts /etc/hosts",
             # FRR's logs (frr-reload.log, crash logs) per host, when the package made the directory.
             f"mkdir -p {d}/log-frr && chown frr:frr {d}/log-frr",
             f"if [ -d /var/log/frr ]; then mount --bind {d}/log-frr /var/log/frr; fi",

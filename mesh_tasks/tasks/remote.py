@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import shlex
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,9 @@ from netmiko.scp_handler import SCPConn
 from nornir.core.task import Task
 
 from mesh_tasks.host.commands import HostCommand, Section, batch, split_batch
+
+
+DONE = "MESHTASKS_DONE"
 
 
 class RemoteError(Exception):
@@ -33,8 +37,15 @@ def as_root(task: Task, shell: str) -> str:
 
 
 def run(task: Task, shell: str, read_timeout: float = 60.0) -> str:
-    # cmd_verify off: a long batched line wraps in the terminal echo and never matches; the prompt ends it.
-    return str(connection(task).send_command(as_root(task, shell), read_timeout=read_timeout, cmd_verify=False))
+    """One round trip. It ends at a marker of our own, not at the shell prompt: a login whose prompt is
+    a bare "$ " (dash) would match the first "$" of the command's echo. The marker is printed by printf
+    from two halves, so the echoed command line never contains it."""
+    token = uuid.uuid4().hex[:12]
+    line = f"{as_root(task, shell)}; printf '%s%s\\n' {DONE}_ {token}"
+    output = connection(task).send_command(
+        line, expect_string=f"{DONE}_{token}", read_timeout=read_timeout, cmd_verify=False
+    )
+    return str(output)
 
 
 def run_batch(task: Task, commands: Sequence[HostCommand], read_timeout: float = 60.0) -> dict[str, Section]:
