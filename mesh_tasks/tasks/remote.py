@@ -17,7 +17,6 @@ from nornir.core.task import Task
 
 from mesh_tasks.host.commands import HostCommand, Section, batch, split_batch
 
-
 DONE = "MESHTASKS_DONE"
 
 
