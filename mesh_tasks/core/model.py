@@ -246,7 +246,7 @@ def _digits(text: str, whole: str) -> int:
     return int(text)
 
 
-_MESH_KEYS = [
+MESH_KEYS = [
     "name",
     "routing",
     "topology",
@@ -256,10 +256,11 @@ _MESH_KEYS = [
     "mtu",
     "keepalive",
     "handshake_max_age",
+    "summaries",
     "ospf",
     "bfd",
 ]
-_NODE_KEYS = [
+NODE_KEYS = [
     "role",
     "management",
     "endpoint",
@@ -271,11 +272,11 @@ _NODE_KEYS = [
     "keepalive",
     "ospf_cost",
 ]
-_MGMT_KEYS = ["host", "port", "username", "key_file", "known_hosts"]
+MANAGEMENT_KEYS = ["host", "port", "username", "key_file", "known_hosts"]
 
 
 def _read_settings(r: _Reader, raw: Any) -> MeshSettings:
-    data = r.mapping(raw, "mesh", "mesh", _MESH_KEYS)
+    data = r.mapping(raw, "mesh", "mesh", MESH_KEYS)
     d = MeshSettings()
     ospf_raw = r.mapping(data.get("ospf"), "mesh", "mesh.ospf", ("area", "hello_interval", "dead_interval", "cost"))
     bfd_raw = r.mapping(data.get("bfd"), "mesh", "mesh.bfd", ("enabled", "interval_ms", "multiplier"))
@@ -330,7 +331,7 @@ def _read_management(r: _Reader, name: str, raw: Any, defaults: dict[str, Any]) 
     if raw is None:
         r.fail(name, path, "missing: the SSH address of the node (host or {host, port, username})")
         return Management(host="")
-    data = {**defaults, **r.mapping(raw, name, path, _MGMT_KEYS)}
+    data = {**defaults, **r.mapping(raw, name, path, MANAGEMENT_KEYS)}
     return Management(
         host=r.convert(data.get("host"), name, f"{path}.host", _name, ""),
         port=r.convert(data.get("port", 22), name, f"{path}.port", _port, 22),
@@ -357,7 +358,7 @@ def _read_list(r: _Reader, name: str, path: str, raw: Any, parse: Callable[[Any]
 
 def _read_node(r: _Reader, name: str, raw: Any, mgmt_defaults: dict[str, Any]) -> Node:
     path = f"nodes.{name}"
-    data = r.mapping(raw, name, path, _NODE_KEYS)
+    data = r.mapping(raw, name, path, NODE_KEYS)
     endpoint_raw = data.get("endpoint")
 
     def optional(key: str, parse: Callable[[Any], T]) -> T | None:

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import require_lab_machine
 
 from mesh_tasks.core.model import load_mesh
 from mesh_tasks.lab.addressing import lab_id, route_metric
-from mesh_tasks.lab.errors import LabPreflightError, LabRangeError
+from mesh_tasks.lab.errors import LabRangeError
 from mesh_tasks.lab.keys import ssh_argv
 from mesh_tasks.lab.lab import Lab
-from mesh_tasks.lab.safety import preflight
 from mesh_tasks.lab.spec import LabNode, LabSpec, spec_from_mesh
 
 pytestmark = pytest.mark.lab
@@ -34,12 +34,6 @@ pytestmark = pytest.mark.lab
 MINI_MESH = Path(__file__).parent / "mini_mesh.yaml"
 LabFactory = Callable[..., Lab]
 
-
-def require_lab_machine() -> None:
-    try:
-        preflight()
-    except LabPreflightError as exc:
-        pytest.fail(f"lab tests need root and the lab packages (scripts/setup.sh): {exc}", pytrace=False)
 
 NODES = ["hub1", "spoke1", "spoke2"]
 
@@ -166,10 +160,16 @@ def test_hand_written_wireguard_tunnels_and_wg_faults(mini_lab: Lab) -> None:
         # hub1 <-> spoke1: both public.
         hub_pub = _wg_up(lab, "hub1", "wgt1", 51901, "10.99.1.1/30")
         sp1_pub = _wg_up(lab, "spoke1", "wgt1", 51901, "10.99.1.2/30")
-        lab.exec("hub1", f"wg set wgt1 peer {sp1_pub} endpoint {lab.underlay('spoke1')}:51901 "
-                         "allowed-ips 10.99.1.2/32", check=True)
-        lab.exec("spoke1", f"wg set wgt1 peer {hub_pub} endpoint {lab.underlay('hub1')}:51901 "
-                           "allowed-ips 10.99.1.1/32", check=True)
+        lab.exec(
+            "hub1",
+            f"wg set wgt1 peer {sp1_pub} endpoint {lab.underlay('spoke1')}:51901 allowed-ips 10.99.1.2/32",
+            check=True,
+        )
+        lab.exec(
+            "spoke1",
+            f"wg set wgt1 peer {hub_pub} endpoint {lab.underlay('hub1')}:51901 allowed-ips 10.99.1.1/32",
+            check=True,
+        )
         assert _eventually(lambda: _pings(lab, "hub1", "10.99.1.2"), timeout=10)
         shakes = lab.exec("hub1", "wg show wgt1 latest-handshakes", check=True).stdout.split()
         assert int(shakes[1]) > 0
@@ -178,8 +178,12 @@ def test_hand_written_wireguard_tunnels_and_wg_faults(mini_lab: Lab) -> None:
         hub_pub2 = _wg_up(lab, "hub1", "wgt2", 51902, "10.99.2.1/30")
         sp2_pub = _wg_up(lab, "spoke2", "wgt2", 51902, "10.99.2.2/30")
         lab.exec("hub1", f"wg set wgt2 peer {sp2_pub} allowed-ips 10.99.2.2/32", check=True)
-        lab.exec("spoke2", f"wg set wgt2 peer {hub_pub2} endpoint {lab.underlay('hub1')}:51902 "
-                           "persistent-keepalive 1 allowed-ips 10.99.2.1/32", check=True)
+        lab.exec(
+            "spoke2",
+            f"wg set wgt2 peer {hub_pub2} endpoint {lab.underlay('hub1')}:51902 "
+            "persistent-keepalive 1 allowed-ips 10.99.2.1/32",
+            check=True,
+        )
         assert _eventually(lambda: _pings(lab, "hub1", "10.99.2.2"), timeout=10)
         endpoint = lab.exec("hub1", "wg show wgt2 endpoints", check=True).stdout.split()[1]
         assert endpoint.startswith(lab.underlay("spoke2") + ":")  # the router's public address: NATed
@@ -262,7 +266,10 @@ def test_status_lists_hosts_and_processes(mini_lab: Lab) -> None:
     assert status["spoke2"].nat and status["spoke2"].router_up
     res = subprocess.run(
         [sys.executable, "-m", "mesh_tasks.lab", "status", "--json", "--state-dir", str(mini_lab.state_dir)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
@@ -272,11 +279,17 @@ def test_status_lists_hosts_and_processes(mini_lab: Lab) -> None:
 def test_cli_exec_and_fault(mini_lab: Lab) -> None:
     base = [sys.executable, "-m", "mesh_tasks.lab"]
     sd = ["--state-dir", str(mini_lab.state_dir)]
-    res = subprocess.run([*base, "exec", *sd, "spoke2", "--", "hostname"], capture_output=True, text=True,
-                         timeout=30, check=False)
+    res = subprocess.run(
+        [*base, "exec", *sd, "spoke2", "--", "hostname"], capture_output=True, text=True, timeout=30, check=False
+    )
     assert res.returncode == 0 and res.stdout.strip() == "spoke2"
-    res = subprocess.run([*base, "fault", *sd, "spoke2", "nat-timeout", "--seconds", "9"], capture_output=True,
-                         text=True, timeout=30, check=False)
+    res = subprocess.run(
+        [*base, "fault", *sd, "spoke2", "nat-timeout", "--seconds", "9"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr
     assert mini_lab.nat_timeouts("spoke2") == (9, 9)
     mini_lab.set_nat_timeout("spoke2", 30, 120)
@@ -308,8 +321,10 @@ def test_down_leaves_the_root_namespace_as_before(lab_factory: LabFactory, how: 
     require_lab_machine()
     before = _root_snapshot()
     spec = LabSpec(
-        nodes=(LabNode("a", networks=(ipaddress.ip_network("10.77.1.0/24"),)),
-               LabNode("b", nat=True, has_endpoint=False)),
+        nodes=(
+            LabNode("a", networks=(ipaddress.ip_network("10.77.1.0/24"),)),
+            LabNode("b", nat=True, has_endpoint=False),
+        ),
         overlay_prefixes=(ipaddress.ip_network("10.77.0.0/16"),),
     )
     lab = lab_factory(spec)
@@ -341,9 +356,22 @@ def test_refuses_a_range_that_overlaps_the_uplink(tmp_path: Path) -> None:
         Lab.up(spec_from_mesh(load_mesh(MINI_MESH)), tmp_path / "lab", address_range="192.0.2.0/24")
     assert not (tmp_path / "lab" / "state.json").exists()
     res = subprocess.run(
-        [sys.executable, "-m", "mesh_tasks.lab", "up", "--inventory", str(MINI_MESH), "--range", "192.0.2.0/24",
-         "--state-dir", str(tmp_path / "lab2")],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "mesh_tasks.lab",
+            "up",
+            "--inventory",
+            str(MINI_MESH),
+            "--range",
+            "192.0.2.0/24",
+            "--state-dir",
+            str(tmp_path / "lab2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert res.returncode == 2 and "overlaps" in res.stderr and "nothing was created" in res.stderr
     after = _root_snapshot()

@@ -391,3 +391,12 @@ def test_with_known_peers_drops_keyless_peers_and_empty_tunnels() -> None:
     kept = with_known_peers(routed)
     assert [i.peers[0].node for i in kept.interfaces] == ["hub1"]
     assert kept.interfaces[0] == next(i for i in routed.interfaces if i.peers[0].node == "hub1")
+
+
+def test_crypto_gate_is_the_configured_summaries_and_stable() -> None:
+    """Routed-mode AllowedIPs: the SoT's summaries (else the /8s in use), never the list of node networks,
+    so adding a node does not rewrite every tunnel."""
+    plan = valid_plan(three_spokes_two_hubs(routing="ospf", summaries=["10.0.0.0/8", "172.16.0.0/12"]))
+    assert plan.crypto_gate() == ("10.0.0.0/8", "172.16.0.0/12", OSPF_MULTICAST)
+    default = valid_plan(three_spokes_two_hubs(routing="ospf"))
+    assert default.crypto_gate() == ("10.0.0.0/8", OSPF_MULTICAST)

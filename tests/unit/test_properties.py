@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mesh_tasks.core.findings import Finding, MeshInputError, Severity
-from mesh_tasks.core.model import parse_mesh
+from mesh_tasks.core.model import MESH_KEYS, NODE_KEYS, parse_mesh
 from mesh_tasks.core.plan import MeshPlan, NodePlan
 from mesh_tasks.core.render import render_node
 from mesh_tasks.core.state import MeshState
@@ -328,19 +328,6 @@ WEIRD = [
     25,
     ["10.1.0.0/24"],
 ]
-NODE_KEYS = [
-    "role",
-    "management",
-    "endpoint",
-    "nat",
-    "networks",
-    "routes",
-    "address",
-    "listen_port",
-    "keepalive",
-    "ospf_cost",
-]
-MESH_KEYS = ["routing", "topology", "transit_pool", "link_pool", "listen_port", "mtu", "keepalive", "ospf", "bfd"]
 
 
 @PROPERTY
