@@ -23,7 +23,7 @@ from mesh_tasks.core.diff import diff_files
 from mesh_tasks.core.plan import NodePlan
 from mesh_tasks.core.render import FRR_CONF, PRIVATE_KEY, WIREGUARD_DIR, environment, render_jobs
 from mesh_tasks.host.commands import HostCommand
-from mesh_tasks.tasks.remote import RemoteError, put_bytes, run, run_batch
+from mesh_tasks.tasks.remote import RemoteError, checked, put_bytes, run_batch, run_one
 
 MANAGED_MARK = "# Managed by mesh_tasks"
 FILE_MARK = "@@file "
@@ -85,11 +85,8 @@ def gather_node(task: Task, create_key: bool = True) -> Result:
     plan: NodePlan = task.host["plan"]
     create = create_key and not task.is_dry_run()
     sections = run_batch(task, [_key_command(create), _files_command(plan.ospf is not None), WIREGUARD_KIND])
-    for name, section in sections.items():
-        if section.rc != 0:
-            raise RemoteError(f"{name} failed (rc={section.rc}): {section.text.strip()[-300:]}")
-    key = sections["public_key"].text.strip() or None
-    facts = NodeFacts(key, parse_files(sections["managed_files"].text), sections["wireguard"].text.strip())
+    key = checked(sections, "public_key").strip() or None
+    facts = NodeFacts(key, parse_files(checked(sections, "managed_files")), checked(sections, "wireguard").strip())
     if facts.wireguard == "none":
         raise RemoteError("neither kernel WireGuard nor wireguard-go is available: install wireguard-go")
     return Result(host=task.host, result=facts, changed=create and key != plan.public_key)
@@ -132,13 +129,12 @@ def push_configs(task: Task, files: dict[str, str], current: dict[str, str]) -> 
         return Result(host=task.host, changed=bool(changes), diff=diff, result=[])
     archive = f"/var/tmp/mesh_tasks-{task.host.name}-{uuid.uuid4().hex[:12]}.tgz"  # unique: /var/tmp may be shared
     put_bytes(task, bundle(files), archive)
-    output = run(
+    output = run_one(
         task,
+        "apply",
         f'd=$(mktemp -d /var/tmp/mesh_tasks.XXXXXX) && tar -xzf {archive} -C "$d" && sh "$d/apply.sh" "$d"; '
-        f'rc=$?; rm -rf "$d" {archive}; echo "apply-rc=$rc"',
+        f'rc=$?; rm -rf "$d" {archive}; exit $rc',
         read_timeout=180,
     )
-    actions = [line.strip() for line in output.splitlines() if line.strip()]
-    if "apply-rc=0" not in actions:
-        raise RemoteError("apply failed: " + " | ".join(a for a in actions if not a.startswith("apply-rc"))[-500:])
-    return Result(host=task.host, changed=True, diff=diff, result=[a for a in actions if not a.startswith("apply-")])
+    actions = [line.strip() for line in output.splitlines() if line.strip() and line.strip() != "apply-ok"]
+    return Result(host=task.host, changed=True, diff=diff, result=actions)

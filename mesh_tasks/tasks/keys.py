@@ -11,17 +11,9 @@ import shlex
 from nornir.core.task import Result, Task
 
 from mesh_tasks.core.render import PRIVATE_KEY
-from mesh_tasks.tasks.remote import RemoteError, run
+from mesh_tasks.tasks.remote import run_one
 
 NEXT_KEY = f"{PRIVATE_KEY}.next"
-
-
-def _checked(task: Task, shell: str) -> str:
-    output = run(task, f"{shell}; echo rc=$?")
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    if not lines or lines[-1] != "rc=0":
-        raise RemoteError(" | ".join(lines)[-400:])
-    return "\n".join(lines[:-1])
 
 
 def prepare_next_key(task: Task, create: bool = True) -> Result:
@@ -30,8 +22,9 @@ def prepare_next_key(task: Task, create: bool = True) -> Result:
     The current key is untouched, so after an interrupted switch a re-run sees current == new and goes on.
     """
     make = f"[ -s {NEXT_KEY} ] || {{ wg genkey > {NEXT_KEY}.tmp && mv {NEXT_KEY}.tmp {NEXT_KEY}; }}; " if create else ""
-    keys = _checked(
+    keys = run_one(
         task,
+        "next_key",
         f"umask 077; {make}wg pubkey < {PRIVATE_KEY}; if [ -s {NEXT_KEY} ]; then wg pubkey < {NEXT_KEY}; fi",
     ).split()
     return Result(host=task.host, result=(keys[0], keys[1] if len(keys) > 1 else None), changed=create)
@@ -46,7 +39,7 @@ def announce_key(task: Task, entries: dict[str, list[tuple[str, str, str | None,
             f" persistent-keepalive {keepalive}" if keepalive else ""
         )
         commands.append(f"wg set {iface} peer {new_key}{extra}")
-    _checked(task, " && ".join(commands))
+    run_one(task, "announce", " && ".join(commands))
     return Result(host=task.host, changed=True)
 
 
@@ -66,5 +59,5 @@ def switch_key(
     else:
         sets = "; ".join(f"wg set {i} private-key {PRIVATE_KEY}" for i in interfaces)
         commands = [f"if [ -s {NEXT_KEY} ]; then mv {NEXT_KEY} {PRIVATE_KEY}; fi", sets or "true"]
-    _checked(task, " && ".join(commands))
+    run_one(task, "switch", " && ".join(commands))
     return Result(host=task.host, changed=True)

@@ -44,12 +44,25 @@ def run(task: Task, shell: str, read_timeout: float = 60.0) -> str:
     output = connection(task).send_command(
         line, expect_string=f"{DONE}_{token}", read_timeout=read_timeout, cmd_verify=False
     )
-    return str(output)
+    return str(output).replace(f"{DONE}_{token}", "").rstrip()  # netmiko keeps the matched marker
 
 
 def run_batch(task: Task, commands: Sequence[HostCommand], read_timeout: float = 60.0) -> dict[str, Section]:
     """Every command in one round trip (~90 ms each saved), with per-command exit codes."""
     return split_batch(run(task, batch(commands), read_timeout), expected=commands)
+
+
+def checked(sections: dict[str, Section], name: str) -> str:
+    """A section's text, or RemoteError naming the command and the end of its output."""
+    section = sections[name]
+    if section.rc != 0:
+        raise RemoteError(f"{name} failed (rc={section.rc}): {section.text.strip()[-400:]}")
+    return section.text
+
+
+def run_one(task: Task, name: str, shell: str, read_timeout: float = 60.0) -> str:
+    """One command, framed like a batch (so prompt and echo noise never mix in) and checked."""
+    return checked(run_batch(task, [HostCommand(name, shell)], read_timeout), name)
 
 
 def put_bytes(task: Task, data: bytes, remote_path: str, mode: str = "0600") -> None:

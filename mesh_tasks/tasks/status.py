@@ -25,7 +25,7 @@ from mesh_tasks.host.parsers import (
     parse_routes,
     parse_wg_dump,
 )
-from mesh_tasks.tasks.remote import RemoteError, run_batch
+from mesh_tasks.tasks.remote import checked, run_batch
 
 NOW = HostCommand("now", "date +%s")
 
@@ -48,15 +48,8 @@ def collect_status(task: Task, probes: dict[str, Iterable[str]] | None = None, r
     return Result(host=task.host, result=live_state(sections, routed))
 
 
-def _text(sections: dict[str, Section], name: str) -> str:
-    section = sections[name]
-    if section.rc != 0:
-        raise RemoteError(f"{name} failed (rc={section.rc}): {section.text.strip()[-300:]}")
-    return section.text
-
-
 def live_state(sections: dict[str, Section], routed: bool) -> LiveState:
-    dump = parse_wg_dump(_text(sections, "wg_dump"))
+    dump = parse_wg_dump(checked(sections, "wg_dump"))
     interfaces = {}
     for iface in dump.interfaces:
         peers = {
@@ -73,13 +66,13 @@ def live_state(sections: dict[str, Section], routed: bool) -> LiveState:
     bfd_up: dict[str, bool] = {}
     routes: dict[str, frozenset[str]] = {}
     if routed:
-        for n in parse_ospf_neighbors(_text(sections, "ospf_neighbors")):
+        for n in parse_ospf_neighbors(checked(sections, "ospf_neighbors")):
             if n.full:
                 ospf_full.setdefault(n.interface.split(":")[0], []).append(str(n.router_id))
-        for b in parse_bfd_peers(_text(sections, "bfd_peers")):
+        for b in parse_bfd_peers(checked(sections, "bfd_peers")):
             if b.interface:
                 bfd_up[b.interface] = bfd_up.get(b.interface, False) or b.up
-        for prefix, entries in parse_routes(_text(sections, "ip_routes")).items():
+        for prefix, entries in parse_routes(checked(sections, "ip_routes")).items():
             for entry in entries:
                 if entry.selected and entry.protocol == "ospf":
                     routes[str(prefix)] = frozenset(h.interface for h in entry.nexthops if h.interface and h.fib)
@@ -89,7 +82,7 @@ def live_state(sections: dict[str, Section], routed: bool) -> LiveState:
         else {}
     )
     probes = {address: answer == "ok" for address, answer in answers.items()}
-    return LiveState(int(_text(sections, "now").strip()), interfaces, ospf_full, bfd_up, routes, probes)
+    return LiveState(int(checked(sections, "now").strip()), interfaces, ospf_full, bfd_up, routes, probes)
 
 
 def collect_route(task: Task, address: str) -> Result:
@@ -99,6 +92,6 @@ def collect_route(task: Task, address: str) -> Result:
         host=task.host,
         result=(
             parse_route_get(sections[f"route_get:{address}"].text),
-            parse_allowed_ips(_text(sections, "wg_allowed_ips")),
+            parse_allowed_ips(checked(sections, "wg_allowed_ips")),
         ),
     )
