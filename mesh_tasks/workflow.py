@@ -243,11 +243,13 @@ def deploy_locked(
     for name in changed:
         if hosts[name].ok:
             write_tree(rendered_dir(source), name, desired[name])
+    # Verify (and re-verify after a rollback) the hosts that answered; links to the others are left out.
+    reachable = nr.filter(filter_func=lambda h: h.name in facts)
+    failed = frozenset(nr.inventory.hosts) - facts.keys()
     if changed:
         verify_started = time.monotonic()
-        failed = frozenset(nr.inventory.hosts) - facts.keys()
         report.verify = verify(
-            nr.filter(filter_func=lambda h: h.name in facts),
+            reachable,
             plans=node_plans,
             settle=settle,
             max_age=max_age,
@@ -258,7 +260,9 @@ def deploy_locked(
     broken = [h for h in changed if not hosts[h].ok]
     if rollback and (broken or (report.verify is not None and not report.verify.ok)):
         rollback_started = time.monotonic()
-        report.after_rollback = _roll_back(nr, changed, desired, current, hosts, settle, max_age, progress)
+        report.after_rollback = _roll_back(
+            reachable, changed, desired, current, hosts, settle, max_age, progress, ignore=failed
+        )
         timings["rollback and re-verify"] = time.monotonic() - rollback_started
         for name in changed:
             write_tree(rendered_dir(source), name, current[name])
@@ -275,6 +279,7 @@ def _roll_back(
     settle: float,
     max_age: int | None,
     progress: Progress | None,
+    ignore: frozenset[str],
 ) -> VerifyReport:
     """Put back what the changed hosts had before this run (like an unconfirmed commit), then re-check."""
     back = nr.filter(filter_func=lambda h: h.name in changed)
@@ -283,7 +288,7 @@ def _roll_back(
         hosts[name].rolled_back = not result.failed
         if result.failed:
             hosts[name].error += f"; rollback failed: {error_text(result)}"
-    return verify(nr, files=current, settle=settle, max_age=max_age, progress=progress)
+    return verify(nr, files=current, settle=settle, max_age=max_age, progress=progress, ignore=ignore)
 
 
 def involves(check: NodeCheck, nodes: frozenset[str], plan: MeshPlan) -> bool:
