@@ -19,6 +19,7 @@ TEMPLATES_DIR = Path(os.environ.get("MESH_TASKS_TEMPLATES", Path(__file__).resol
 WIREGUARD_DIR = "/etc/wireguard"
 FRR_CONF = "/etc/frr/frr.conf"
 PRIVATE_KEY = f"{WIREGUARD_DIR}/private.key"
+IGMP_MAX_MEMBERSHIPS = 4096  # one per OSPF interface; fixed, so a growing hub never rewrites its files
 
 
 @cache
@@ -45,7 +46,13 @@ def render_peer(peer: PeerPlan) -> str:
 
 def render_jobs(plan: NodePlan, mesh_name: str) -> list[tuple[str, str, dict[str, Any]]]:
     """(template, destination path on the node, template variables) for every file a node gets."""
-    common = {"plan": plan, "mesh_name": mesh_name, "private_key_path": PRIVATE_KEY, "render_peer": render_peer}
+    common = {
+        "plan": plan,
+        "mesh_name": mesh_name,
+        "private_key_path": PRIVATE_KEY,
+        "render_peer": render_peer,
+        "igmp_max_memberships": IGMP_MAX_MEMBERSHIPS,
+    }
     jobs = [("wireguard.conf.j2", wireguard_path(i), {**common, "iface": i}) for i in plan.interfaces]
     if plan.ospf is not None:
         jobs.append(("frr.conf.j2", FRR_CONF, {**common, "ospf": plan.ospf}))
