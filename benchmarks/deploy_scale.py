@@ -6,7 +6,11 @@ worker in the same run (issue 4's acceptance figures).
 
 Each size gets a fresh lab per worker setting (a first deploy must start from bare hosts): two hubs,
 the rest spokes, one spoke NATed. Every step opens its own Nornir (new SSH connections), as a user's
-separate `deploy` / `verify` commands would. "deploy -> verified" is the whole `deploy` (gather, render, push/apply,
+separate `deploy` / `verify` commands would.
+
+BFD is off by default here: at 24 hosts (45 tunnels, 90 userspace wireguard-go processes on 2 cores)
+BFD at 100 ms x 3 flaps under the CPU load, so OSPF never settles and the figure would measure the lab's
+CPU, not the tool. Failover with BFD is measured on a smaller lab in benchmarks/operations.py. "deploy -> verified" is the whole `deploy` (gather, render, push/apply,
 then verify polling until every check is green: OSPF/BFD convergence is part of it). The lab is torn down
 after each case, also on failure.
 """
@@ -32,7 +36,7 @@ from mesh_tasks.workflow import deploy, open_nornir, verify
 TARGETS = "at 24 nodes: parallel >= 5x faster than one worker; no-op redeploy <= half the first deploy; verify <= 10 s"
 
 
-def mesh_for(hosts: int, routing: str) -> dict[str, Any]:
+def mesh_for(hosts: int, routing: str, bfd: bool = False) -> dict[str, Any]:
     """The SoT of synthetic_spec(hosts): same names, networks and NAT; placeholder SSH targets/endpoints."""
     spec = synthetic_spec(hosts)
     nodes: dict[str, Any] = {}
@@ -69,10 +73,10 @@ class Case:
     ok: bool
 
 
-def run_case(hosts: int, workers: int, routing: str) -> Case:
+def run_case(hosts: int, workers: int, routing: str, bfd: bool) -> Case:
     with tempfile.TemporaryDirectory(prefix="deploy_scale-") as tmp:
         sot = Path(tmp) / "mesh.yaml"
-        sot.write_text(yaml.safe_dump(mesh_for(hosts, routing), sort_keys=False))
+        sot.write_text(yaml.safe_dump(mesh_for(hosts, routing, bfd), sort_keys=False))
         lab = Lab.up(synthetic_spec(hosts), Path(tmp) / "lab", address_range="auto")
         try:
             # Each step as a user runs it: a new process state, so SSH connections are set up again.
@@ -100,6 +104,7 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[6, 12, 24])
     parser.add_argument("--routing", choices=["ospf", "static"], default="ospf")
     parser.add_argument("--parallel-workers", type=int, default=32)
+    parser.add_argument("--bfd", action="store_true", help="BFD 100 ms x 3 on every tunnel (see the module doc)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -108,7 +113,7 @@ def main() -> int:
     cases: list[Case] = []
     for hosts in args.sizes:
         for workers in (args.parallel_workers, 1):
-            case = run_case(hosts, workers, args.routing)
+            case = run_case(hosts, workers, args.routing, args.bfd)
             cases.append(case)
             print(
                 f"  {hosts} hosts, {workers} worker(s): deploy->verified {case.deploy_s:.1f} s {case.phases}, "
