@@ -10,9 +10,10 @@ separate `deploy` / `verify` commands would.
 
 BFD is off by default here: at 24 hosts (45 tunnels, 90 userspace wireguard-go processes on 2 cores)
 BFD at 100 ms x 3 flaps under the CPU load, so OSPF never settles and the figure would measure the lab's
-CPU, not the tool. Failover with BFD is measured on a smaller lab in benchmarks/operations.py. "deploy -> verified" is the whole `deploy` (gather, render, push/apply,
-then verify polling until every check is green: OSPF/BFD convergence is part of it). The lab is torn down
-after each case, also on failure.
+CPU, not the tool. Failover with BFD is measured on a smaller lab in benchmarks/operations.py.
+
+"deploy -> verified" is the whole `deploy` (gather, render, push/apply, then verify polling until every
+check is green: OSPF convergence is part of it). The lab is torn down after each case, also on failure.
 """
 
 from __future__ import annotations
