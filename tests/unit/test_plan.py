@@ -400,3 +400,14 @@ def test_crypto_gate_is_the_configured_summaries_and_stable() -> None:
     assert plan.crypto_gate() == ("10.0.0.0/8", "172.16.0.0/12", OSPF_MULTICAST)
     default = valid_plan(three_spokes_two_hubs(routing="ospf"))
     assert default.crypto_gate() == ("10.0.0.0/8", OSPF_MULTICAST)
+
+
+def test_routed_interfaces_lift_the_multicast_membership_limit() -> None:
+    """ospfd joins 224.0.0.5 once per interface on one socket; Linux allows 20 by default, which silently
+    cut a hub with more than 20 tunnels off from the hellos on the rest (seen at 24 nodes)."""
+    routed = valid_plan(three_spokes_two_hubs(routing="ospf"))
+    files = render_node(routed.node("hub1"), "t")
+    wg_files = [text for path, text in files.items() if path.startswith("/etc/wireguard/")]
+    assert wg_files and all("PreUp = sysctl -qw net.ipv4.igmp_max_memberships=4096" in t for t in wg_files)
+    static = valid_plan(three_spokes_two_hubs())
+    assert "igmp_max_memberships" not in render_node(static.node("hub1"), "t")["/etc/wireguard/wg0.conf"]
