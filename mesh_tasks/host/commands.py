@@ -34,6 +34,7 @@ from typing import NamedTuple
 __all__ = [
     "BFD_PEERS",
     "DEFAULT_TOKEN",
+    "FRR_STATE",
     "IPV6_ROUTES",
     "IP_ROUTES",
     "OSPF_INTERFACES",
@@ -109,6 +110,12 @@ BFD_PEERS = HostCommand("bfd_peers", "vtysh -c 'show bfd peers json'")
 IP_ROUTES = HostCommand("ip_routes", "vtysh -c 'show ip route json'")
 IPV6_ROUTES = HostCommand("ipv6_routes", "vtysh -c 'show ipv6 route json'")
 WG_ALLOWED_IPS = HostCommand("wg_allowed_ips", "wg show all allowed-ips")
+
+FRR_STATE = HostCommand(
+    "frr_state",
+    "vtysh -c 'show ip ospf neighbor json' -c 'show bfd peers json' -c 'show ip route json'",
+)
+"""The three routed-mode queries in one vtysh start (split with parsers.split_json_documents)."""
 
 VERIFY_COMMANDS: tuple[HostCommand, ...] = (WG_DUMP, OSPF_NEIGHBORS, BFD_PEERS, IP_ROUTES)
 """What verification reads after a deploy, in one round trip."""

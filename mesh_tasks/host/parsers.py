@@ -334,6 +334,27 @@ def strip_vtysh_noise(text: str) -> str:
     return "".join(line for line in text.splitlines(keepends=True) if not _VTYSH_NOISE_RE.fullmatch(line.strip()))
 
 
+def split_json_documents(text: str, count: int) -> list[str]:
+    """One `vtysh -c A -c B -c C` prints the JSON answers back to back: cut them apart, so one vtysh
+    start (it connects to every daemon) serves several queries."""
+    body = strip_vtysh_noise(text)
+    decoder = json.JSONDecoder()
+    out: list[str] = []
+    pos = 0
+    while len(out) < count:
+        while pos < len(body) and body[pos].isspace():
+            pos += 1
+        if pos >= len(body):
+            raise ParseError(f"vtysh: expected {count} JSON answers, got {len(out)}")
+        try:
+            _, end = decoder.raw_decode(body, pos)
+        except json.JSONDecodeError as exc:
+            raise ParseError(f"vtysh answer {len(out) + 1}: not JSON ({exc.msg})") from None
+        out.append(body[pos:end])
+        pos = end
+    return out
+
+
 def _vtysh_json(text: str, what: str) -> Any:
     body = strip_vtysh_noise(text).strip()
     if not body:

@@ -8,9 +8,7 @@ from nornir.core.task import Result, Task
 
 from mesh_tasks.core.verification import LiveInterface, LivePeer, LiveState
 from mesh_tasks.host.commands import (
-    BFD_PEERS,
-    IP_ROUTES,
-    OSPF_NEIGHBORS,
+    FRR_STATE,
     WG_ALLOWED_IPS,
     WG_DUMP,
     HostCommand,
@@ -24,6 +22,7 @@ from mesh_tasks.host.parsers import (
     parse_route_get,
     parse_routes,
     parse_wg_dump,
+    split_json_documents,
 )
 from mesh_tasks.tasks.remote import checked, run_batch
 
@@ -43,7 +42,7 @@ def collect_status(task: Task, probes: dict[str, Iterable[str]] | None = None, r
     commands = [probe_command(probes[task.host.name])] if probes and probes.get(task.host.name) else []
     commands += [NOW, WG_DUMP]
     if routed:
-        commands += [OSPF_NEIGHBORS, BFD_PEERS, IP_ROUTES]
+        commands.append(FRR_STATE)
     sections = run_batch(task, commands)
     return Result(host=task.host, result=live_state(sections, routed))
 
@@ -66,13 +65,14 @@ def live_state(sections: dict[str, Section], routed: bool) -> LiveState:
     bfd_up: dict[str, bool] = {}
     routes: dict[str, frozenset[str]] = {}
     if routed:
-        for n in parse_ospf_neighbors(checked(sections, "ospf_neighbors")):
+        neighbors, bfd, ip_routes = split_json_documents(checked(sections, "frr_state"), 3)
+        for n in parse_ospf_neighbors(neighbors):
             if n.full:
                 ospf_full.setdefault(n.interface.split(":")[0], []).append(str(n.router_id))
-        for b in parse_bfd_peers(checked(sections, "bfd_peers")):
+        for b in parse_bfd_peers(bfd):
             if b.interface:
                 bfd_up[b.interface] = bfd_up.get(b.interface, False) or b.up
-        for prefix, entries in parse_routes(checked(sections, "ip_routes")).items():
+        for prefix, entries in parse_routes(ip_routes).items():
             for entry in entries:
                 if entry.selected and entry.protocol == "ospf":
                     routes[str(prefix)] = frozenset(h.interface for h in entry.nexthops if h.interface and h.fib)
