@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from nornir.core import Nornir
 from rich.markup import escape
@@ -76,7 +77,8 @@ def show_verify(report: VerifyReport, title: str = "verify") -> None:
                 f"{sum(c.ok for c in peers)}/{len(peers)}",
                 f"{sum(c.ok for c in ospf)}/{len(ospf)}" if "ospf" in kinds else "-",
                 f"{sum(c.ok for c in routes)}/{len(routes)}" if routes else "-",
-                "; ".join(f"{c.subject} {c.check}: {c.detail}" for c in bad[:3]) + (" ..." if len(bad) > 3 else ""),
+                escape("; ".join(f"{c.subject} {c.check}: {c.detail}" for c in bad[:3]))
+                + (" ..." if len(bad) > 3 else ""),
             )
         )
     console.print(
@@ -109,29 +111,44 @@ def show_verify(report: VerifyReport, title: str = "verify") -> None:
             console.print(f"links down: {', '.join(health['down_links'])}")
 
 
-def cmd_deploy(args: argparse.Namespace) -> int:
+class _Report(Protocol):
+    @property
+    def ok(self) -> bool: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+def _run_report(args: argparse.Namespace, work: Callable[[Nornir], _Report], show: Callable[[Any], None]) -> int:
+    """The shape every host command shares: run, then JSON or tables, then the exit code."""
     try:
-        nr = _nornir(args)
-        with nr:
-            report = deploy(
-                nr,
-                dry_run=args.dry_run,
-                rollback=not args.no_rollback,
-                settle=args.settle,
-                max_age=args.max_age,
-                progress=_progress(args),
-            )
+        with _nornir(args) as nr:
+            report = work(nr)
     except DeployLocked as exc:
-        err_console.print(f"[bold red]{exc}[/]")
+        err_console.print(f"[bold red]{escape(str(exc))}[/]")
         return EXIT_FAILED
     except KeyError as exc:
-        err_console.print(f"[bold red]{exc.args[0]}[/]")
+        err_console.print(f"[bold red]{escape(str(exc.args[0]))}[/]")
         return EXIT_BAD_INPUT
     if args.json:
         emit_json(report.as_dict())
     else:
-        show_deploy(report, args.dry_run)
+        show(report)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    return _run_report(
+        args,
+        lambda nr: deploy(
+            nr,
+            dry_run=args.dry_run,
+            rollback=not args.no_rollback,
+            settle=args.settle,
+            max_age=args.max_age,
+            progress=_progress(args),
+        ),
+        lambda report: show_deploy(report, args.dry_run),
+    )
 
 
 def show_deploy(report: DeployReport, dry_run: bool) -> None:
@@ -146,7 +163,7 @@ def show_deploy(report: DeployReport, dry_run: bool) -> None:
             ok_mark(o.ok),
             "yes" if o.changed else "no",
             "yes" if o.rolled_back else "",
-            ", ".join(o.actions) or o.error or "-",
+            escape(", ".join(o.actions) or o.error or "-"),
         )
         for o in report.hosts.values()
     ]
@@ -161,17 +178,11 @@ def show_deploy(report: DeployReport, dry_run: bool) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    try:
-        with _nornir(args) as nr:
-            report = verify(nr, settle=args.settle, max_age=args.max_age, progress=_progress(args))
-    except KeyError as exc:
-        err_console.print(f"[bold red]{exc.args[0]}[/]")
-        return EXIT_BAD_INPUT
-    if args.json:
-        emit_json(report.as_dict())
-    else:
-        show_verify(report)
-    return EXIT_OK if report.ok else EXIT_FAILED
+    return _run_report(
+        args,
+        lambda nr: verify(nr, settle=args.settle, max_age=args.max_age, progress=_progress(args)),
+        show_verify,
+    )
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
