@@ -1,9 +1,7 @@
-"""A three-node lab mesh (hub1, spoke1, NATed spoke2) in either routing mode, and the CLI as a user runs it."""
+"""A three-node lab mesh (hub1, spoke1, NATed spoke2) in either routing mode."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 
@@ -28,7 +26,3 @@ def three_node_mesh(routing: str) -> dict[str, Any]:
             "spoke2": {"management": "203.0.113.12", "endpoint": None, "nat": True, "networks": ["10.42.0.0/24"]},
         },
     }
-
-
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mesh_tasks", *args], capture_output=True, text=True, timeout=timeout)

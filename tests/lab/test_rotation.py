@@ -6,27 +6,21 @@ The ping runs inside a lab host, LAN to LAN; the rotation runs through the CLI, 
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from small_meshes import run_cli, three_node_mesh
+from deploy_helpers import cli as run_cli
+from deploy_helpers import lost_packets
+from small_meshes import three_node_mesh
 
 from mesh_tasks.core.state import load_state, state_path
 from mesh_tasks.lab.lab import Lab
 from mesh_tasks.workflow import deploy, open_nornir
 
 pytestmark = pytest.mark.lab
-
-
-def _lost(ping_output: str) -> tuple[int, int]:
-    match = re.search(r"(\d+) packets transmitted, (\d+) received", ping_output)
-    assert match, ping_output
-    sent, received = int(match.group(1)), int(match.group(2))
-    return sent, sent - received
 
 
 def _peer_keys(lab: Lab) -> dict[str, str]:
@@ -53,7 +47,8 @@ def test_rotation_in_the_safe_order_loses_nothing(routing: str, lab_factory: Any
     out, _ = ping.communicate(timeout=60)
     assert rotated.returncode == 0, rotated.stdout + rotated.stderr
     [report] = json.loads(rotated.stdout)
-    sent, lost = _lost(out)
+    sent, received, _ = lost_packets(out)
+    lost = sent - received
     print(
         f"\nrotate-key hub1 ({routing}): {took:.1f} s, steps {report['steps']}, "
         f"ping -i 0.01: {lost} of {sent} lost ({lost * 10} ms)"

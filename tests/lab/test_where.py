@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from small_meshes import run_cli, three_node_mesh
+from deploy_helpers import cli as run_cli
+from small_meshes import three_node_mesh
 
 from mesh_tasks.workflow import deploy, open_nornir
 
