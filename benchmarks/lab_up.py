@@ -91,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {r.hosts} hosts: up {r.up_s:.2f}s, down {r.down_s:.2f}s", file=sys.stderr)
     print(f"{'hosts':>5} {'nat':>3} {'up s':>6} {'down s':>6} {'used MiB':>9} {'lab RSS MiB':>11} {'procs':>5}")
     for r in rows:
-        print(f"{r.hosts:>5} {r.nat:>3} {r.up_s:>6.2f} {r.down_s:>6.2f} {r.used_delta_mib:>9.0f} "
-              f"{r.rss_mib:>11.0f} {r.processes:>5}")
+        print(
+            f"{r.hosts:>5} {r.nat:>3} {r.up_s:>6.2f} {r.down_s:>6.2f} {r.used_delta_mib:>9.0f} "
+            f"{r.rss_mib:>11.0f} {r.processes:>5}"
+        )
     sizes = " ".join(str(s) for s in args.sizes)
     print(f"\nreproduce: sudo .venv/bin/python benchmarks/lab_up.py --sizes {sizes} --repeat {args.repeat}")
     return 0

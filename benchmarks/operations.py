@@ -201,8 +201,21 @@ class PingLog:
 def start_ping(lab: Lab, src: str, dst: str, deadline: float) -> subprocess.Popen[str]:
     """ping -D -O every 10 ms inside src. Its output goes to a temp file, not a pipe: ~6 KB/s would fill
     a pipe nobody reads in ~10 s and block ping (no packets sent, no loss seen)."""
-    argv = ["ping", "-D", "-O", "-n", "-i", str(INTERVAL), "-W", "1", "-w", str(int(deadline)),
-            "-I", lan(lab, src), lan(lab, dst)]
+    argv = [
+        "ping",
+        "-D",
+        "-O",
+        "-n",
+        "-i",
+        str(INTERVAL),
+        "-W",
+        "1",
+        "-w",
+        str(int(deadline)),
+        "-I",
+        lan(lab, src),
+        lan(lab, dst),
+    ]
     out = tempfile.TemporaryFile(mode="w+", prefix="ops-ping-")  # noqa: SIM115 - closed by stop_ping
     proc = lab.spawn(src, argv, stdout=out, stderr=subprocess.STDOUT)  # nsenter execs ping: PID is ping's
     proc.ping_out = out  # type: ignore[attr-defined]
@@ -272,13 +285,17 @@ class Failover:
     def row(self) -> str:
         switched = f"{self.switched_s:.2f}s" if self.switched_s is not None else "never"
         back = f"{self.back_s:.2f}s" if self.back_s is not None else "never"
-        return (f"{self.timers.name:<11} {self.fault:<9} {self.outage_ms:>10.0f} {self.lost:>6} "
-                f"{self.lost * INTERVAL * 1000:>10.0f} {switched:>9} {back:>9} {self.recovery_lost:>8} "
-                f"{self.recovery_gap_s * 1000:>9.0f} {self.bfd_flaps:>5}   {self.timers.reference}")
+        return (
+            f"{self.timers.name:<11} {self.fault:<9} {self.outage_ms:>10.0f} {self.lost:>6} "
+            f"{self.lost * INTERVAL * 1000:>10.0f} {switched:>9} {back:>9} {self.recovery_lost:>8} "
+            f"{self.recovery_gap_s * 1000:>9.0f} {self.bfd_flaps:>5}   {self.timers.reference}"
+        )
 
 
-HEADER = (f"{'timers':<11} {'fault':<9} {'outage ms':>10} {'lost':>6} {'lost x10ms':>10} {'switched':>9} "
-          f"{'back':>9} {'rec.lost':>8} {'rec.gap':>9} {'flaps':>5}   LAB.md (underlay cut)")
+HEADER = (
+    f"{'timers':<11} {'fault':<9} {'outage ms':>10} {'lost':>6} {'lost x10ms':>10} {'switched':>9} "
+    f"{'back':>9} {'rec.lost':>8} {'rec.gap':>9} {'flaps':>5}   LAB.md (underlay cut)"
+)
 
 
 def table(rows: list[Failover]) -> str:
@@ -366,8 +383,13 @@ def measure_failover(
 
 
 def rotate_key_available() -> bool:
-    proc = subprocess.run([sys.executable, "-m", "mesh_tasks", "rotate-key", "--help"], capture_output=True,
-                          text=True, check=False, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mesh_tasks", "rotate-key", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     return proc.returncode == 0
 
 
@@ -376,8 +398,17 @@ def measure_rotation(lab: Lab, sot: Path, node: str, peer: str, say: Callable[[s
     proc = start_ping(lab, peer, node, 300)
     try:
         time.sleep(2.0)
-        cmd = [sys.executable, "-m", "mesh_tasks", "rotate-key", node, "--inventory", str(sot),
-               "--overlay", str(lab.overlay_path)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mesh_tasks",
+            "rotate-key",
+            node,
+            "--inventory",
+            str(sot),
+            "--overlay",
+            str(lab.overlay_path),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=240)
         say(f"  rotate-key {node}: rc={out.returncode} {out.stdout.strip()[-300:]}")
         time.sleep(2.0)
@@ -410,8 +441,10 @@ def rotation_section(work: Path, say: Callable[[str], None] = print) -> None:
                 say(f"rotate-key {mode}: deploy failed, not measured")
                 continue
             log = measure_rotation(lab, sot, "spoke1", "spoke2", say)
-            say(f"rotate-key {mode:<6}: {len(log.lost())} of {log.sent} packets lost "
-                f"(largest gap {log.max_gap() * 1000:.0f} ms)")
+            say(
+                f"rotate-key {mode:<6}: {len(log.lost())} of {log.sent} packets lost "
+                f"(largest gap {log.max_gap() * 1000:.0f} ms)"
+            )
         finally:
             lab.down()
             teardown(d / "lab")
@@ -450,8 +483,9 @@ def main(argv: list[str] | None = None) -> int:
             sot = write_variant(work / "sot", timers)
             t0 = time.monotonic()
             rep = run_deploy(sot, lab.overlay_path)
-            print(f"deploy {case} ({timers.label}): ok={rep.ok} changed={len(rep.changed)} "
-                  f"{time.monotonic() - t0:.1f}s")
+            print(
+                f"deploy {case} ({timers.label}): ok={rep.ok} changed={len(rep.changed)} {time.monotonic() - t0:.1f}s"
+            )
             if not rep.ok:
                 print("  " + "\n  ".join(failure_lines(rep.verify)))
                 continue
@@ -462,9 +496,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {res.row()}   ({time.monotonic() - t0:.0f}s)")
         print("\n== hub failover: spoke1 -> spoke2 ping every 10 ms, primary hub1 fails ==")
         print(table(rows))
-        print("outage ms = largest gap between replies across the fault; lost = unanswered packets; "
-              "switched/back = fault/undo -> spoke1's route on the backup/primary tunnel; rec.lost/rec.gap = "
-              "packets lost / largest gap after the fault was undone; flaps = BFD down events on other tunnels")
+        print(
+            "outage ms = largest gap between replies across the fault; lost = unanswered packets; "
+            "switched/back = fault/undo -> spoke1's route on the backup/primary tunnel; rec.lost/rec.gap = "
+            "packets lost / largest gap after the fault was undone; flaps = BFD down events on other tunnels"
+        )
     finally:
         if lab is not None:
             lab.down()

@@ -68,11 +68,15 @@ def failures(report: VerifyReport | None) -> list[str]:
 
 def describe(report: DeployReport) -> str:
     """One line per host plus the verify failures, for assertion messages and -s output."""
-    lines = [f"deploy ok={report.ok} changed={sorted(report.changed)} {report.seconds:.1f}s phases="
-             + ", ".join(f"{k} {v:.1f}s" for k, v in report.phases.items())]
+    lines = [
+        f"deploy ok={report.ok} changed={sorted(report.changed)} {report.seconds:.1f}s phases="
+        + ", ".join(f"{k} {v:.1f}s" for k, v in report.phases.items())
+    ]
     for h in report.hosts.values():
-        lines.append(f"  {h.node}: ok={h.ok} changed={h.changed} rolled_back={h.rolled_back} "
-                     f"actions={h.actions} error={h.error[:300]!r}")
+        lines.append(
+            f"  {h.node}: ok={h.ok} changed={h.changed} rolled_back={h.rolled_back} "
+            f"actions={h.actions} error={h.error[:300]!r}"
+        )
     lines += [f"  verify: {f}" for f in failures(report.verify)[:20]]
     lines += [f"  after rollback: {f}" for f in failures(report.after_rollback)[:20]]
     return "\n".join(lines)
@@ -81,8 +85,14 @@ def describe(report: DeployReport) -> str:
 def cli(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
     """`python -m mesh_tasks ARGS` with a wide terminal (no wrapped messages)."""
     env = {**os.environ, "COLUMNS": "400", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "mesh_tasks", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "mesh_tasks", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
 
 
 def lan(lab: Lab, node: str) -> str:
@@ -93,10 +103,13 @@ def lan(lab: Lab, node: str) -> str:
 
 def _ping_from(lab: Lab, src: str, targets: dict[str, str]) -> dict[str, bool]:
     own = lan(lab, src)
-    script = " ".join(
-        f"(ping -c1 -W2 -I {own} {addr} >/dev/null 2>&1 && echo ok {node} || echo FAIL {node}) &"
-        for node, addr in targets.items()
-    ) + " wait"
+    script = (
+        " ".join(
+            f"(ping -c1 -W2 -I {own} {addr} >/dev/null 2>&1 && echo ok {node} || echo FAIL {node}) &"
+            for node, addr in targets.items()
+        )
+        + " wait"
+    )
     out = lab.exec(src, script, timeout=30).stdout.split()
     result = {node: False for node in targets}
     for verdict, node in zip(out[::2], out[1::2], strict=False):
@@ -152,7 +165,7 @@ def seed_key(lab: Lab, node: str, *, slash: bool) -> str:
     case = "*/*) ;; *) continue ;;" if slash else "*/*) continue ;;"
     script = (
         "umask 077; mkdir -p /etc/wireguard; "
-        "for i in $(seq 200); do k=$(wg genkey); p=$(printf %s \"$k\" | wg pubkey); "
+        'for i in $(seq 200); do k=$(wg genkey); p=$(printf %s "$k" | wg pubkey); '
         f"case $p in {case} esac; printf '%s\\n' \"$k\" > /etc/wireguard/private.key; echo $p; exit 0; "
         "done; exit 1"
     )

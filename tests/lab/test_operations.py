@@ -60,8 +60,25 @@ ops = _load_ops()
 
 def ping_ok(lab: Lab, src: str, dst: str, count: int = 3) -> tuple[bool, str]:
     """From inside src, LAN to LAN: did any of `count` echo requests get an answer?"""
-    proc = lab.exec(src, ["ping", "-n", "-c", str(count), "-i", "0.3", "-W", "1", "-w", str(count + 2),
-                          "-I", ops.lan(lab, src), ops.lan(lab, dst)], timeout=30)
+    proc = lab.exec(
+        src,
+        [
+            "ping",
+            "-n",
+            "-c",
+            str(count),
+            "-i",
+            "0.3",
+            "-W",
+            "1",
+            "-w",
+            str(count + 2),
+            "-I",
+            ops.lan(lab, src),
+            ops.lan(lab, dst),
+        ],
+        timeout=30,
+    )
     summary = [line for line in proc.stdout.splitlines() if "transmitted" in line]
     return proc.returncode == 0, (summary[0] if summary else proc.stdout.strip()[-200:])
 
@@ -137,8 +154,10 @@ class TestHubFailover:
         sot = ops.write_variant(work / "sot", timers)
         t0 = time.monotonic()
         report = ops.run_deploy(sot, lab.overlay_path)
-        print(f"\ndeploy {case} ({timers.label}): ok={report.ok} changed={sorted(report.changed)} "
-              f"{time.monotonic() - t0:.1f}s")
+        print(
+            f"\ndeploy {case} ({timers.label}): ok={report.ok} changed={sorted(report.changed)} "
+            f"{time.monotonic() - t0:.1f}s"
+        )
         assert report.ok, ops.failure_lines(report.verify) + ops.failure_lines(report.after_rollback)
         conf = lab.exec("spoke1", ["vtysh", "-c", "show running-config"]).stdout
         assert f"ip ospf hello-interval {timers.hello}" in conf or timers.hello == 10, conf
@@ -151,8 +170,10 @@ class TestHubFailover:
         print(ops.HEADER)
         print(res.row())
         if res.bfd_flaps:
-            print(f"WARNING: {res.bfd_flaps} BFD session-down events on tunnels not to hub1 (load: "
-                  f"{Path('/proc/loadavg').read_text().split()[:3]})")
+            print(
+                f"WARNING: {res.bfd_flaps} BFD session-down events on tunnels not to hub1 (load: "
+                f"{Path('/proc/loadavg').read_text().split()[:3]})"
+            )
         # the traffic went spoke1 -> hub1 before, hub2 during, hub1 again after
         assert res.via["before"] == res.tunnels["primary"], (res.via, res.tunnels)
         assert res.switched_s is not None, f"spoke1's route never moved to hub2 ({res.via})"
@@ -204,18 +225,22 @@ class TestHubFailover:
         assert set(keepalives(lab, "spoke3")) == {"off"}, keepalives(lab, "spoke3")
         time.sleep(IDLE)
         ok, summary = ping_ok(lab, "hub1", "spoke3")
-        print(f"routed mode: spoke3 behind NAT (UDP timeouts {NAT_TIMEOUT}s), keepalive off on {ifaces}, "
-              f"{IDLE}s without data: hub1-initiated ping {'OK' if ok else 'FAILED'} ({summary}) -- "
-              "OSPF hellos every 1 s keep the NAT mapping alive")
+        print(
+            f"routed mode: spoke3 behind NAT (UDP timeouts {NAT_TIMEOUT}s), keepalive off on {ifaces}, "
+            f"{IDLE}s without data: hub1-initiated ping {'OK' if ok else 'FAILED'} ({summary}) -- "
+            "OSPF hellos every 1 s keep the NAT mapping alive"
+        )
         set_keepalive(lab, "spoke3", 5)
         assert ok, summary
 
     def test_failover_table(self) -> None:
         print("\n== hub failover: spoke1 -> spoke2 ping every 10 ms, primary hub1 fails ==")
         print(ops.table(self.results))
-        print("outage ms = largest gap between replies across the fault; switched/back = fault/undo -> "
-              "spoke1's route on hub2/hub1; rec.lost/rec.gap = after the undo; flaps = BFD down events on other "
-              "tunnels. Default timers (hello 10 / dead 40): benchmarks/operations.py --cases default")
+        print(
+            "outage ms = largest gap between replies across the fault; switched/back = fault/undo -> "
+            "spoke1's route on hub2/hub1; rec.lost/rec.gap = after the undo; flaps = BFD down events on other "
+            "tunnels. Default timers (hello 10 / dead 40): benchmarks/operations.py --cases default"
+        )
         assert self.results
 
 
@@ -228,9 +253,14 @@ class TestNatKeepalive:
         data["nodes"]["nat2"]["keepalive"] = 0
         bad = tmp_path / "mesh.yaml"
         bad.write_text(yaml.safe_dump(data, sort_keys=False))
-        res = subprocess.run([sys.executable, "-m", "mesh_tasks", "validate", "--inventory", str(bad)],
-                             capture_output=True, text=True, timeout=60, check=False,
-                             env={**os.environ, "COLUMNS": "400", "NO_COLOR": "1"})
+        res = subprocess.run(
+            [sys.executable, "-m", "mesh_tasks", "validate", "--inventory", str(bad)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "COLUMNS": "400", "NO_COLOR": "1"},
+        )
         out = " ".join((res.stdout + res.stderr).split())
         print(out)
         assert res.returncode != 0
