@@ -58,6 +58,10 @@ class OspfPlan:
     dead_interval: int
     networks: tuple[str, ...]
     bfd: BfdSettings
+    retransmit_interval: int
+    lsa_interval_ms: int
+    lsa_arrival_ms: int
+    spf_throttle_ms: tuple[int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,10 @@ class MeshPlan:
                 settings.ospf.dead_interval,
                 tuple(networks),
                 settings.bfd,
+                settings.ospf.retransmit_interval,
+                settings.ospf.lsa_interval_ms,
+                settings.ospf.lsa_arrival_ms,
+                settings.ospf.spf_throttle_ms,
             )
         return NodePlan(
             name=name,

@@ -259,3 +259,10 @@ def _ospf_timers(mesh: Mesh, plan: MeshPlan) -> Iterator[Finding]:
             "mesh.ospf.dead_interval",
             f"dead_interval {ospf.dead_interval} must exceed hello_interval {ospf.hello_interval} (4x is usual)",
         )
+    if mesh.settings.routing == "ospf" and ospf.lsa_arrival_ms > ospf.lsa_interval_ms:
+        yield error(
+            "mesh",
+            "mesh.ospf.lsa_arrival_ms",
+            f"lsa_arrival_ms {ospf.lsa_arrival_ms} exceeds lsa_interval_ms {ospf.lsa_interval_ms}: "
+            "routers would drop their neighbours' legitimate LSA updates",
+        )

@@ -88,6 +88,11 @@ def boot_script(host_dir: Path, name: str) -> str:
             # would otherwise wait for a DNS timeout on every call.
             f"printf '127.0.0.1 localhost\\n127.0.1.1 %s\\n' {shlex.quote(name)} > {d}/hosts",
             f"mount --bind {d}/hosts /etc/hosts",
+            # Its own root home, as a fresh server has (Debian's skeleton files): the lab machine's own
+            # ~/.bashrc (pyenv, cargo, ...) would otherwise run in every SSH login and scp on every host.
+            f"mkdir -p {d}/root && chmod 700 {d}/root",
+            f"cp /etc/skel/.bashrc /etc/skel/.profile {d}/root/ 2>/dev/null || true",
+            f"mount --bind {d}/root /root",
             # FRR's logs (frr-reload.log, crash logs) per host, when the package made the directory.
             f"mkdir -p {d}/log-frr && chown frr:frr {d}/log-frr",
             f"if [ -d /var/log/frr ]; then mount --bind {d}/log-frr /var/log/frr; fi",

@@ -332,6 +332,26 @@ def test_render_routed_node() -> None:
     assert " ip ospf bfd profile mesh" in frr
 
 
+def test_render_ospf_throttle_timers() -> None:
+    """Fast LSA/SPF timers by default; a value equal to FRR's default is left out, as FRR's running config
+    leaves it out (otherwise frr-reload would see a difference on every deploy)."""
+    frr = render_node(valid_plan(three_spokes_two_hubs(routing="ospf")).node("hub1"), "t")["/etc/frr/frr.conf"]
+    router = frr[frr.index("router ospf") :]
+    assert " timers throttle spf 0 50 1000\n" in router
+    assert " timers throttle lsa all 200\n" in router
+    assert " timers lsa min-arrival 100\n" in router
+    assert frr.count(" ip ospf retransmit-interval 1\n") == frr.count("\ninterface ")
+    frr_defaults = {
+        "lsa_interval_ms": 5000,
+        "lsa_arrival_ms": 1000,
+        "spf_throttle_ms": [0, 50, 5000],
+        "retransmit_interval": 5,
+    }
+    plan = valid_plan(three_spokes_two_hubs(routing="ospf", ospf=frr_defaults))
+    frr = render_node(plan.node("hub1"), "t")["/etc/frr/frr.conf"]
+    assert "timers" not in frr and "retransmit" not in frr
+
+
 def test_render_without_bfd() -> None:
     plan = valid_plan(three_spokes_two_hubs(routing="ospf", bfd={"enabled": False}))
     frr = render_node(plan.node("hub1"), "t")["/etc/frr/frr.conf"]

@@ -297,6 +297,14 @@ def test_dead_interval_must_exceed_hello(hello: int, dead: int) -> None:
     assert build(data)[1] == []
 
 
+def test_lsa_arrival_must_not_exceed_lsa_interval() -> None:
+    data = pair(routing="ospf", ospf={"lsa_interval_ms": 100, "lsa_arrival_ms": 500})
+    f = one(build(data)[1], "mesh.ospf.lsa_arrival_ms")
+    assert f.node == "mesh" and "lsa_arrival_ms 500" in f.message and "lsa_interval_ms 100" in f.message
+    data["mesh"]["ospf"]["lsa_arrival_ms"] = 100
+    assert build(data)[1] == []
+
+
 def test_same_endpoint_host_is_fine_in_ospf_mode() -> None:
     # ports are per tunnel in the routed mode, so two nodes may share a public address
     data = pair(routing="ospf")
