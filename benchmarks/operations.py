@@ -97,6 +97,10 @@ def write_variant(dest_dir: Path, timers: Timers, base: Path = FAILOVER_SOT) -> 
     """base with timers applied, written as DEST/mesh.yaml (deploy keeps its state beside it)."""
     data = yaml.safe_load(base.read_text())
     data["mesh"]["ospf"].update(hello_interval=timers.hello, dead_interval=timers.dead)
+    if timers.name == "default":  # FRR's own defaults throughout, as LAB.md's by-hand figure had them
+        data["mesh"]["ospf"].update(
+            retransmit_interval=5, lsa_interval_ms=5000, lsa_arrival_ms=1000, spf_throttle_ms=[0, 50, 5000]
+        )
     if timers.bfd_ms:
         data["mesh"]["bfd"] = {"enabled": True, "interval_ms": timers.bfd_ms, "multiplier": timers.bfd_mult}
     else:

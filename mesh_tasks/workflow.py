@@ -324,6 +324,7 @@ def verify(
     deadline = time.monotonic() + settle
     first = True
     while True:
+        round_started = time.monotonic()
         collected = run_phase(
             nr,
             progress if first else None,
@@ -342,4 +343,6 @@ def verify(
         report = VerifyReport([c for c in checks if not involves(c, ignore, mesh_plan)], expected)
         if report.ok or time.monotonic() >= deadline:
             return report
-        time.sleep(2.0)  # polling is light, but on a loaded host ospfd and wireguard-go come first
+        # Poll again after as long as the round took (at least 0.5 s): polling never takes more than half
+        # the time, so on loaded hosts ospfd and wireguard-go keep the CPU they need to converge.
+        time.sleep(max(0.5, time.monotonic() - round_started))

@@ -84,14 +84,14 @@ if [ -e "$frr_new" ] && ! cmp -s "$frr_new" /etc/frr/frr.conf; then
 	echo "reloaded frr"
 fi
 
-# zebra now and then misses the address of an interface created under load (seen on a hub bringing up 23
-# wireguard-go tunnels at once: "OSPF not enabled on this interface", the adjacency never forms). Give it
-# a few seconds to catch up; then announce the address again (delete + add) where it still lacks it.
+# zebra (FRR 8.4) now and then never learns the address of a freshly created wireguard-go interface
+# ("OSPF not enabled on this interface": the adjacency never forms; seen on 6- and 24-host labs). Give it
+# a second to catch up; then announce the address again (delete + add) where it still lacks it.
 zebra_addresses() {
 	vtysh -c 'show interface' 2>/dev/null | awk '/^Interface /{i=$2} /^  inet /{print i, $2}'
 }
 announce_addresses() {
-	for attempt in 1 2 3 4 5 6; do
+	for _ in 1 2 3 4; do
 		known=$(zebra_addresses)
 		missing=""
 		for f in "$STAGE"/files/etc/wireguard/*.conf; do
@@ -102,7 +102,7 @@ announce_addresses() {
 			done
 		done
 		[ -z "$missing" ] && return 0
-		sleep 0.5
+		sleep 0.25
 	done
 	for m in $missing; do
 		ip address del "${m#*=}" dev "${m%%=*}" && ip address add "${m#*=}" dev "${m%%=*}" \
