@@ -84,9 +84,10 @@ if [ -e "$frr_new" ] && ! cmp -s "$frr_new" /etc/frr/frr.conf; then
 	echo "reloaded frr"
 fi
 
-# zebra (FRR 8.4) now and then never learns the address of a freshly created wireguard-go interface
-# ("OSPF not enabled on this interface": the adjacency never forms; seen on 6- and 24-host labs). Give it
-# a second to catch up; then announce the address again (delete + add) where it still lacks it.
+# zebra (FRR 8.4) now and then never learns the address of a freshly created interface: it can handle the
+# RTM_NEWADDR before the RTM_NEWLINK and drop it (FRRouting/frr#13288). OSPF then says "not enabled on this
+# interface" and the adjacency never forms (seen on 6- and 24-host labs). Give zebra a second to catch up;
+# then announce the address again (delete + add) where it still lacks it.
 zebra_addresses() {
 	vtysh -c 'show interface' 2>/dev/null | awk '/^Interface /{i=$2} /^  inet /{print i, $2}'
 }
