@@ -49,6 +49,7 @@ sync_routes() {  # iface
 }
 
 [ -d "$STAGE/files" ] || fail "no staged files in $STAGE"
+fresh=""  # interfaces created or restarted by this run
 mkdir -p "$WG" && chmod 700 "$WG"
 
 for f in "$STAGE"/files/etc/wireguard/*.conf; do
@@ -61,11 +62,13 @@ for f in "$STAGE"/files/etc/wireguard/*.conf; do
 	if ! ip link show dev "$i" >/dev/null 2>&1; then
 		wg-quick up "$i" >"$STAGE/wg-quick-$i.log" 2>&1 || { cat "$STAGE/wg-quick-$i.log"; fail "wg-quick up $i"; }
 		echo "created $i"
+		fresh="$fresh $i"
 	elif [ $same = 0 ] && [ "$old_iface" != "$(interface_section "$dest")" ]; then
 		# Address/MTU/port changed: the only case that restarts the interface (allocations are sticky).
 		wg-quick down "$i" >/dev/null 2>&1
 		wg-quick up "$i" >"$STAGE/wg-quick-$i.log" 2>&1 || { cat "$STAGE/wg-quick-$i.log"; fail "wg-quick up $i"; }
 		echo "restarted $i"
+		fresh="$fresh $i"
 	elif [ $same = 0 ]; then
 		# Only the differences: unchanged peers keep their sessions. syncconf without a PrivateKey line
 		# would CLEAR the key, so the key goes in through a pipe: never on disk, never off the node.
@@ -86,22 +89,22 @@ fi
 
 # zebra (FRR 8.4) now and then never learns the address of a freshly created interface: it can handle the
 # RTM_NEWADDR before the RTM_NEWLINK and drop it (FRRouting/frr#13288). OSPF then says "not enabled on this
-# interface" and the adjacency never forms (seen on 6- and 24-host labs). Give zebra a second to catch up;
-# then announce the address again (delete + add) where it still lacks it.
-zebra_addresses() {
-	vtysh -c 'show interface' 2>/dev/null | awk '/^Interface /{i=$2} /^  inet /{print i, $2}'
+# interface" and the adjacency never forms (seen on 6- and 24-host labs). For the interfaces this run
+# created: give zebra a second to catch up, then announce the address again (delete + add) where zebra
+# lists the interface without it. Interfaces that carry traffic already, or a zebra that does not answer,
+# are never touched.
+unknown_to_zebra() {  # prints "iface=address" for each address of $fresh that zebra lacks
+	vtysh -c 'show interface' 2>/dev/null | awk '/^Interface /{i=$2; print i, "-"} /^  inet /{print i, $2}' >"$STAGE/zebra"
+	for i in $fresh; do
+		grep -qxF "$i -" "$STAGE/zebra" || continue
+		for a in $(ip -4 -o address show dev "$i" | awk '{print $4}'); do
+			grep -qxF "$i $a" "$STAGE/zebra" || echo "$i=$a"
+		done
+	done
 }
 announce_addresses() {
 	for _ in 1 2 3 4; do
-		known=$(zebra_addresses)
-		missing=""
-		for f in "$STAGE"/files/etc/wireguard/*.conf; do
-			[ -e "$f" ] || continue
-			i=$(basename "$f" .conf)
-			for a in $(ip -4 -o address show dev "$i" | awk '{print $4}'); do
-				printf '%s\n' "$known" | grep -qxF "$i $a" || missing="$missing $i=$a"
-			done
-		done
+		missing=$(unknown_to_zebra)
 		[ -z "$missing" ] && return 0
 		sleep 0.25
 	done
@@ -111,7 +114,7 @@ announce_addresses() {
 		echo "re-announced ${m#*=} on ${m%%=*}"
 	done
 }
-[ -e "$frr_new" ] && announce_addresses
+[ -e "$frr_new" ] && [ -n "$fresh" ] && announce_addresses
 
 # Interfaces this tool made that the plan no longer has: down and gone.
 for dest in "$WG"/*.conf; do
