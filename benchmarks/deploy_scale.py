@@ -78,7 +78,7 @@ class Case:
     hosts: int
     workers: int
     deploy_s: float
-    deploy_cpu_s: float  # CPU the first deploy cost the machine: controller, 24 hosts, their daemons
+    deploy_cpu_s: float  # CPU the first deploy cost the machine: controller, every lab host, their daemons
     phases: dict[str, float]
     verify_s: float
     noop_s: float
@@ -165,7 +165,8 @@ def main() -> int:
             f"  {hosts:>2} hosts: deploy->verified {one.deploy_s / par.deploy_s:.1f}x, "
             f"gather+push {push_one / max(push_par, 1e-9):.1f}x, verify-only {one.verify_s / par.verify_s:.1f}x; "
             f"the parallel deploy used {par.deploy_cpu_s:.1f} CPU-s = {floor:.1f} s of this machine's {cores} "
-            f"cores, so no schedule can beat {one.deploy_s / floor:.1f}x here"
+            f"cores: that work cannot finish faster here, which caps the speedup near "
+            f"{one.deploy_s / floor:.1f}x"
         )
     print(f"\ntargets ({TARGETS})")
     if 24 in args.sizes:
@@ -179,6 +180,7 @@ def main() -> int:
     print(
         f"\nreproduce: sudo .venv/bin/python benchmarks/deploy_scale.py --sizes {' '.join(map(str, args.sizes))} "
         f"--routing {args.routing}{' --bfd' if args.bfd else ''}"
+        f"{f' --parallel-workers {args.parallel_workers}' if args.parallel_workers != 32 else ''}"
     )
     return 0
 

@@ -2,8 +2,9 @@
 
     1. prepare   the node makes its next key pair (private.key.next, 0600); only the public key comes back
     2. announce  every peer adds the new public key as a second peer entry, without AllowedIPs yet
-    3. switch    in ONE parallel run: the node switches to the new key and every peer moves the node's
-                 AllowedIPs from the old entry to the new one, removing the old (the outage is their skew)
+    3. switch    in ONE parallel run, at one agreed instant by the hosts' clocks: the node switches to the
+                 new key and every peer moves the node's AllowedIPs from the old entry to the new one,
+                 removing the old (the outage is their skew)
     4. finalize  a normal deploy writes the files with the new key everywhere and verifies, so nothing of
                  the old key survives on any host (verify flags any unplanned peer)
 
@@ -24,6 +25,8 @@ from nornir.core import Nornir
 from mesh_tasks.core.state import load_state, save_state, state_path
 from mesh_tasks.tasks.keys import announce_key, prepare_next_key, switch_key
 from mesh_tasks.workflow import DeployReport, Progress, current_plan, deploy_lock, deploy_locked, error_text, run_phase
+
+SWITCH_LEAD = 0.5  # s between sending the switch and the instant every host carries it out
 
 
 class RotationError(Exception):
@@ -112,7 +115,8 @@ def rotate_key(nr: Nornir, node: str, *, settle: float = 60.0, progress: Progres
             started = time.monotonic()
             both = nr.filter(filter_func=lambda h: h.name in peers or h.name == node)
             interfaces = [i.name for i in node_plan.interfaces]
-            _check(run_phase(both, progress, "switch", switch_key, interfaces=interfaces, moves=moves), "switch")
+            at = time.time() + SWITCH_LEAD  # connections are open: every command arrives well before this
+            _check(run_phase(both, progress, "switch", switch_key, interfaces=interfaces, moves=moves, at=at), "switch")
             steps["switch"] = time.monotonic() - started
         state.public_keys[node] = new
         state.rotations[node]["phase"] = "switched"

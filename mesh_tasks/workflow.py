@@ -343,6 +343,7 @@ def verify(
         report = VerifyReport([c for c in checks if not involves(c, ignore, mesh_plan)], expected)
         if report.ok or time.monotonic() >= deadline:
             return report
-        # Poll again after as long as the round took (at least 0.5 s): polling never takes more than half
-        # the time, so on loaded hosts ospfd and wireguard-go keep the CPU they need to converge.
-        time.sleep(max(0.5, time.monotonic() - round_started))
+        # Poll again after as long as the round took (at least 0.5 s, never past the deadline): polling
+        # then takes at most half the time, so slow rounds (many or loaded hosts) are not run back to back.
+        pause = max(0.5, time.monotonic() - round_started)
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))

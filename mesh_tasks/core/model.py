@@ -25,6 +25,7 @@ Topology = Literal["full-mesh", "hub-and-spoke"]
 Role = Literal["hub", "spoke"]
 
 T = TypeVar("T")
+S = TypeVar("S", "OspfSettings", "BfdSettings")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +72,9 @@ class OspfSettings:
     hello_interval: int = 1
     dead_interval: int = 4
     cost: int = 10
-    # How fast a change spreads. FRR's defaults (RFC 2328: an LSA at most every 5 s, SPF hold up to 5 s)
-    # made a 24-node bring-up take three 5 s rounds; a mesh of tens to hundreds of routers runs SPF in
-    # well under a millisecond, so it can afford to recompute at once.
+    # How fast a change spreads. FRR's defaults (RFC 2328's 5 s between originations of an LSA and 5 s
+    # retransmit; SPF hold up to 5 s) made a 24-node bring-up take three 5 s rounds; a mesh of tens to
+    # hundreds of routers runs SPF in well under a millisecond, so it can afford to recompute at once.
     retransmit_interval: int = 1  # s before an unacknowledged LSA is sent again (FRR: 5); WireGuard RTTs are ms
     lsa_interval_ms: int = 200  # least time between two originations of the same LSA
     lsa_arrival_ms: int = 100  # a copy of an LSA arriving sooner than this after the last is dropped
@@ -171,7 +172,7 @@ _port = _int_in(1, 65535)
 
 def _spf_throttle(value: Any) -> tuple[int, int, int]:
     """[delay, hold, longest hold] in ms, as FRR's `timers throttle spf` takes them."""
-    if not isinstance(value, list) or len(value) != 3:
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
         raise ValueError(f"must be [delay, hold, longest hold] in ms, got {value!r}")
     delay, hold, longest = (_int_in(0, 600000)(v) for v in value)
     if not delay <= longest or not hold <= longest:
@@ -307,7 +308,6 @@ BFD_PARSERS: dict[str, Callable[[Any], Any]] = {
     "interval_ms": _int_in(10, 60000),
     "multiplier": _int_in(2, 255),
 }
-S = TypeVar("S", OspfSettings, BfdSettings)
 
 
 def _read_section(r: _Reader, raw: Any, path: str, defaults: S, parsers: dict[str, Callable[[Any], Any]]) -> S:

@@ -145,16 +145,16 @@ class MeshPlan:
             networks = [str(settings.link_pool)]
             networks += [str(n) for n in node.networks if isinstance(n, ipaddress.IPv4Network)]
             ospf = OspfPlan(
-                address,
-                settings.ospf.area,
-                settings.ospf.hello_interval,
-                settings.ospf.dead_interval,
-                tuple(networks),
-                settings.bfd,
-                settings.ospf.retransmit_interval,
-                settings.ospf.lsa_interval_ms,
-                settings.ospf.lsa_arrival_ms,
-                settings.ospf.spf_throttle_ms,
+                router_id=address,
+                area=settings.ospf.area,
+                hello_interval=settings.ospf.hello_interval,
+                dead_interval=settings.ospf.dead_interval,
+                networks=tuple(networks),
+                bfd=settings.bfd,
+                retransmit_interval=settings.ospf.retransmit_interval,
+                lsa_interval_ms=settings.ospf.lsa_interval_ms,
+                lsa_arrival_ms=settings.ospf.lsa_arrival_ms,
+                spf_throttle_ms=settings.ospf.spf_throttle_ms,
             )
         return NodePlan(
             name=name,

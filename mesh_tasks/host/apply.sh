@@ -6,22 +6,17 @@
 #   $1/files/etc/wireguard/IFACE.conf  every managed WireGuard interface this node must have
 #   $1/files/etc/frr/frr.conf          present in routed mode only
 # Managed files carry the "Managed by mesh_tasks" header; files without it are never touched.
-# Prints one line per action ("created wgt3", "synced wg0", ...) and "apply-ok" at the end; the
-# controller restores the previous files (the same way) if this exits non-zero.
+# Prints one line per action ("created wgt3", "synced wg0", "re-announced ...", "warning: ...") and
+# "apply-ok" at the end; the controller restores the previous files (the same way) if this exits non-zero.
 set -u
 STAGE=$1
 WG=/etc/wireguard
 MARK='# Managed by mesh_tasks'
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-USERSPACE=${WG_QUICK_USERSPACE_IMPLEMENTATION:-wireguard-go}
-
-# Applying must not starve the tunnels and routing daemons it changes: an ospfd or wireguard-go that waits
-# for the CPU sends hellos late, and late hellos drop adjacencies. So this script (wg-quick, frr-reload.py,
-# vtysh) runs at low priority, and the userspace WireGuard it starts runs at the normal one again.
-renice -n 10 -p $$ >/dev/null 2>&1 || true
-printf '#!/bin/sh\nexec nice -n -10 %s "$@"\n' "$USERSPACE" >"$STAGE/userspace-wireguard"
-chmod 700 "$STAGE/userspace-wireguard"
-export WG_QUICK_USERSPACE_IMPLEMENTATION="$STAGE/userspace-wireguard"
+export WG_QUICK_USERSPACE_IMPLEMENTATION=${WG_QUICK_USERSPACE_IMPLEMENTATION:-wireguard-go}
+# The heavy, non-urgent work (frr-reload.py and its vtysh calls) runs at low priority: an ospfd or
+# wireguard-go waiting for the CPU sends hellos late, and late hellos drop adjacencies.
+LOW='nice -n 10'
 
 fail() { echo "apply-error: $*"; exit 1; }
 
@@ -82,7 +77,7 @@ done
 frr_new="$STAGE/files/etc/frr/frr.conf"
 if [ -e "$frr_new" ] && ! cmp -s "$frr_new" /etc/frr/frr.conf; then
 	install_file "$frr_new" /etc/frr/frr.conf 640 frr:frr
-	/usr/lib/frr/frr-reload.py --reload /etc/frr/frr.conf >"$STAGE/frr-reload.log" 2>&1 \
+	$LOW /usr/lib/frr/frr-reload.py --reload /etc/frr/frr.conf >"$STAGE/frr-reload.log" 2>&1 \
 		|| { tail -20 "$STAGE/frr-reload.log"; fail "frr-reload.py"; }
 	echo "reloaded frr"
 fi
@@ -90,28 +85,38 @@ fi
 # zebra (FRR 8.4) now and then never learns the address of a freshly created interface: it can handle the
 # RTM_NEWADDR before the RTM_NEWLINK and drop it (FRRouting/frr#13288). OSPF then says "not enabled on this
 # interface" and the adjacency never forms (seen on 6- and 24-host labs). For the interfaces this run
-# created: give zebra a second to catch up, then announce the address again (delete + add) where zebra
-# lists the interface without it. Interfaces that carry traffic already, or a zebra that does not answer,
-# are never touched.
+# created or restarted: give zebra a second to catch up, then announce the address again (delete + add)
+# where zebra has the interface from the kernel but not its address, and check once more. Interfaces that
+# carry traffic already, or a zebra that does not answer, are never touched.
 unknown_to_zebra() {  # prints "iface=address" for each address of $fresh that zebra lacks
-	vtysh -c 'show interface' 2>/dev/null | awk '/^Interface /{i=$2; print i, "-"} /^  inet /{print i, $2}' >"$STAGE/zebra"
+	$LOW vtysh -c 'show interface' 2>/dev/null | awk '
+		/^Interface / { i = $2; print i, "-" }
+		/^  (pseudo|index [0-9]+ inactive) interface/ { print i, "not-from-kernel" }
+		/^  inet / { print i, $2 }' >"$STAGE/zebra"
 	for i in $fresh; do
 		grep -qxF "$i -" "$STAGE/zebra" || continue
+		grep -qxF "$i not-from-kernel" "$STAGE/zebra" && continue  # zebra has not seen the link yet: wait
 		for a in $(ip -4 -o address show dev "$i" | awk '{print $4}'); do
 			grep -qxF "$i $a" "$STAGE/zebra" || echo "$i=$a"
 		done
 	done
 }
-announce_addresses() {
+wait_for_zebra() {  # prints what zebra still lacks after about a second
 	for _ in 1 2 3 4; do
 		missing=$(unknown_to_zebra)
 		[ -z "$missing" ] && return 0
 		sleep 0.25
 	done
-	for m in $missing; do
+	echo "$missing"
+}
+announce_addresses() {
+	for m in $(wait_for_zebra); do
 		ip address del "${m#*=}" dev "${m%%=*}" && ip address add "${m#*=}" dev "${m%%=*}" \
 			|| fail "cannot announce ${m#*=} on ${m%%=*}"
 		echo "re-announced ${m#*=} on ${m%%=*}"
+	done
+	for m in $(wait_for_zebra); do
+		echo "warning: zebra still lacks ${m#*=} on ${m%%=*} (verify will show the adjacency down)"
 	done
 }
 [ -e "$frr_new" ] && [ -n "$fresh" ] && announce_addresses

@@ -43,13 +43,27 @@ def announce_key(task: Task, entries: dict[str, list[tuple[str, str, str | None,
     return Result(host=task.host, changed=True)
 
 
+def wait_until(at: float, longest: float = 2.0) -> str:
+    """Shell that sleeps until epoch time `at` by the host's own clock (at most `longest` s, none if late)."""
+    return (
+        f'sleep $(awk -v at={at:.3f} -v now="$(date +%s.%N)" '
+        f"'BEGIN {{ d = at - now; if (d > {longest}) d = {longest}; if (d < 0) d = 0; printf \"%.3f\", d }}')"
+    )
+
+
 def switch_key(
-    task: Task, interfaces: list[str], moves: dict[str, list[tuple[str, str, str, tuple[str, ...]]]]
+    task: Task,
+    interfaces: list[str],
+    moves: dict[str, list[tuple[str, str, str, tuple[str, ...]]]],
+    at: float | None = None,
 ) -> Result:
     """The switch, run on the node and its peers in the same parallel run so the skew is minimal.
 
     Node (`interfaces`): the next key becomes the key, on every interface. Peers (`moves`): the node's
     AllowedIPs move from its old to its new peer entry and the old entry goes, in one `wg set`.
+    `at` (epoch seconds): every host acts at that instant by its own clock instead of whenever its SSH
+    command arrives; the traffic lost is the skew between the node and its peers (LAB.md), and
+    NTP-synced clocks agree far better than parallel SSH sessions do.
     """
     if task.host.name in moves:
         commands = [
@@ -59,5 +73,7 @@ def switch_key(
     else:
         sets = "; ".join(f"wg set {i} private-key {PRIVATE_KEY}" for i in interfaces)
         commands = [f"if [ -s {NEXT_KEY} ]; then mv {NEXT_KEY} {PRIVATE_KEY}; fi", sets or "true"]
+    if at is not None:
+        commands.insert(0, wait_until(at))
     run_one(task, "switch", " && ".join(commands))
     return Result(host=task.host, changed=True)

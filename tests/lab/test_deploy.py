@@ -39,6 +39,8 @@ from deploy_helpers import (
     write_overlay,
 )
 
+from mesh_tasks.host.commands import frr_reload_test
+from mesh_tasks.host.parsers import parse_frr_reload_test
 from mesh_tasks.lab.lab import Lab
 from mesh_tasks.tasks.configs import gather_node, push_configs
 from mesh_tasks.workflow import DeployReport, deploy_lock, open_nornir
@@ -326,6 +328,14 @@ class TestOspfTwoHubs:
         total = len(OSPF_FIRST) * (len(OSPF_FIRST) - 1)
         print(f"dataplane: {total - len(broken)}/{total} LAN-to-LAN pings ok")
         assert broken == [], broken
+
+    def test_rendered_frr_conf_is_a_fixed_point_of_frr_reload(self, ospf_lab: Lab) -> None:
+        """After the deploy, `frr-reload.py --test` finds nothing to change on any host: the file says
+        exactly what FRR's running config says (defaults left out, forwarding as FRR shows it)."""
+        for node in OSPF_FIRST:
+            out = ospf_lab.exec(node, frr_reload_test().shell, timeout=60)
+            diff = parse_frr_reload_test(out.stdout + out.stderr)
+            assert diff.empty, (node, diff)
 
     def test_cli_dry_run_after_deploy_changes_nothing(self, ospf_lab: Lab, ospf_dir: Path) -> None:
         res = cli(

@@ -346,10 +346,23 @@ def test_render_ospf_throttle_timers() -> None:
         "lsa_arrival_ms": 1000,
         "spf_throttle_ms": [0, 50, 5000],
         "retransmit_interval": 5,
+        "hello_interval": 10,
+        "dead_interval": 40,
     }
-    plan = valid_plan(three_spokes_two_hubs(routing="ospf", ospf=frr_defaults))
+    bfd = {"enabled": True, "interval_ms": 300, "multiplier": 3}
+    plan = valid_plan(three_spokes_two_hubs(routing="ospf", ospf=frr_defaults, bfd=bfd))
     frr = render_node(plan.node("hub1"), "t")["/etc/frr/frr.conf"]
-    assert "timers" not in frr and "retransmit" not in frr
+    for hidden in ("timers", "retransmit", "hello-interval", "transmit-interval", "detect-multiplier"):
+        assert hidden not in frr, hidden
+    assert " ip ospf dead-interval 40\n" in frr  # FRR 8.4 shows this one even at its default
+    assert " profile mesh\n" in frr
+
+
+def test_render_forwarding_as_frr_shows_it() -> None:
+    """A routed node forwards; FRR's running config shows IPv4 forwarding only when it is off."""
+    frr = render_node(valid_plan(three_spokes_two_hubs(routing="ospf")).node("spoke1"), "t")["/etc/frr/frr.conf"]
+    assert "ip forwarding" not in frr.replace("no ipv6 forwarding", "")
+    assert "\nno ipv6 forwarding\n" in frr
 
 
 def test_render_without_bfd() -> None:
